@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 
+#include "fixtures.h"
 #include "tests.h"
 
 extern const TestFunc __start_SYSTEMD_TEST_TABLE[];
@@ -113,7 +114,7 @@ const char *test_tmpdir(void) {
 }
 
 char *test_srcpath(const char *rel) {
-        const char *src = getenv_nonempty("EVE_TEST_SRCDIR") ?: ".";
+        const char *src = getenv_nonempty("EVE_TEST_SRCDIR") ?: EVE_TEST_SRCDIR_DEFAULT;
         char *p;
 
         if (asprintf(&p, "%s/%s", src, rel) < 0)
@@ -146,6 +147,12 @@ static __attribute__((noinline)) int run_one(const TestFunc *t) {
                 t->func();
         if (!run_deferred() && test_result == T_PASS)
                 test_result = T_FAIL;
+        /* Fixtures reap what they start; anything still around is a leak that would outlive the test run. */
+        if (test_count_children() > 0) {
+                fprintf(stderr, "  %d child process(es) left behind\n", test_count_children());
+                if (test_result == T_PASS)
+                        test_result = T_FAIL;
+        }
         return test_result;
 }
 

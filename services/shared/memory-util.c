@@ -2,6 +2,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 
 #include "log.h"
 #include "memory-util.h"
@@ -15,6 +16,16 @@ struct secret_header {
 #define SECRET_OFFSET 64
 
 static unsigned lock_failures;
+
+/* The raw system calls: ASan's mlock()/munlock() interceptors do nothing and report success, which would leave
+ * secrets unlocked in sanitizer builds while claiming otherwise. */
+static int lock_pages(void *p, size_t n) {
+        return (int) syscall(SYS_mlock, p, n);
+}
+
+static int unlock_pages(void *p, size_t n) {
+        return (int) syscall(SYS_munlock, p, n);
+}
 
 unsigned eve_secret_lock_failures(void) {
         return lock_failures;
@@ -44,7 +55,7 @@ void *eve_secret_alloc(size_t size) {
         *h = (struct secret_header) {
                 .map_size = map_size,
                 .size = size,
-                .locked = mlock(h, map_size) >= 0,
+                .locked = lock_pages(h, map_size) >= 0,
         };
         if (!h->locked) {
                 if (lock_failures++ == 0)
@@ -66,7 +77,7 @@ void *eve_secret_free(void *p) {
         h = header_of(p);
         map_size = h->map_size;
         explicit_bzero(h, map_size);
-        if (munlock(h, map_size) < 0 && errno != ENOMEM)
+        if (unlock_pages(h, map_size) < 0 && errno != ENOMEM)
                 log_debug_errno(errno, "Failed to unlock secret memory, ignoring: %m");
         (void) munmap(h, map_size);
         return NULL;

@@ -223,6 +223,33 @@ int test_wait_socket(const char *path, unsigned timeout_ms) {
         }
 }
 
+/* Fixture structs are freed after their teardown has run (the free is registered first, so it runs last). */
+static int swtpm_free(void *p) {
+        Swtpm *t = p;
+        free(t->dir);
+        free(t->sock);
+        free(t->tcti);
+        free(t);
+        return 0;
+}
+
+static int bus_free(void *p) {
+        PrivateBus *b = p;
+        free(b->dir);
+        free(b->address);
+        free(b);
+        return 0;
+}
+
+static int ca_free(void *p) {
+        TestCA *ca = p;
+        free(ca->dir);
+        free(ca->cert);
+        free(ca->key);
+        free(ca);
+        return 0;
+}
+
 /* ---- swtpm ---- */
 
 static char *golden_state; /* a swtpm_setup'd state (EK + certificates), made once per test binary */
@@ -301,6 +328,7 @@ Swtpm *test_swtpm_start(SwtpmFlags flags, const char *state_dir) {
         t->dir = state_dir ? strdup(state_dir) : test_mkdtemp("swtpm");
         if (!t->dir || asprintf(&t->sock, "%s/sock", t->dir) < 0 || asprintf(&t->tcti, "swtpm:path=%s", t->sock) < 0)
                 abort();
+        test_defer(swtpm_free, t);
         if (!state_dir && (flags & SWTPM_WITH_EK)) {
                 _cleanup_free_ char *from = NULL, *to = NULL;
                 if (asprintf(&from, "%s/tpm2-00.permall", swtpm_golden()) < 0 ||
@@ -362,6 +390,7 @@ PrivateBus *test_bus_start(const char *extra_conf_dir) {
 
         if (!b)
                 abort();
+        test_defer(bus_free, b);
         b->dir = test_mkdtemp("bus");
         policy_dir = test_srcpath("dbus");
         if (asprintf(&conf, "%s/bus.conf", b->dir) < 0)
@@ -457,6 +486,7 @@ TestCA *test_ca_new(const char *name) {
 
         if (!ca)
                 abort();
+        test_defer(ca_free, ca);
         ca->dir = test_mkdtemp("ca");
         if (asprintf(&ca->cert, "%s/ca.pem", ca->dir) < 0 || asprintf(&ca->key, "%s/ca-key.pem", ca->dir) < 0 ||
             asprintf(&tmpl, "%s/ca.tmpl", ca->dir) < 0 ||

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <sys/stat.h>
+#include <time.h>
+
+#include "encoding.h"
+#include "evc.h"
+#include "log.h"
+#include "memory-util.h"
+
+int64_t evc_now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int evc_uuid_new(char ret[static 37]) {
+        uint8_t u[16];
+        int r;
+
+        r = evc_random(u, sizeof u);
+        if (r < 0)
+                return r;
+        u[6] = (u[6] & 0x0f) | 0x40;
+        u[8] = (u[8] & 0x3f) | 0x80;
+        snprintf(ret, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
+                 u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+        return 0;
+}
+
+static char *path_join(const char *dir, const char *rel) {
+        char *p;
+        return asprintf(&p, "%s/%s", dir, rel) < 0 ? NULL : p;
+}
+
+int evc_init_dir(const char *dir) {
+        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t root = NULL;
+        _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t root_key = NULL;
+        _cleanup_(evc_store_freep) EvcStore *s = NULL;
+        static const struct {
+                EvcCertKind kind;
+                const char *cn, *cert, *key;
+        } leaves[] = {
+                { EVC_CERT_SIGNING, "evc signing", "certs/signing.pem", "keys/signing-key.pem" },
+                { EVC_CERT_ECDH, "evc ecdh", "certs/ecdh.pem", "keys/ecdh-key.pem" },
+                { EVC_CERT_TLS, "localhost", "certs/server.pem", "keys/server-key.pem" },
+        };
+        _cleanup_free_ char *certs = path_join(dir, "certs"), *keys = path_join(dir, "keys"),
+                            *rc = path_join(dir, "certs/root.pem"), *rk = path_join(dir, "keys/root-key.pem"),
+                            *dbk = path_join(dir, "keys/db.key"), *db = path_join(dir, "evc.db");
+        uint8_t k[32];
+        int r;
+
+        if (!certs || !keys || !rc || !rk || !dbk || !db)
+                return log_oom();
+        if (access(rc, F_OK) == 0)
+                return log_error_errno(EEXIST, "%s is already initialised.", dir);
+        if ((mkdir(dir, 0755) < 0 && errno != EEXIST) || (mkdir(certs, 0755) < 0 && errno != EEXIST) ||
+            (mkdir(keys, 0700) < 0 && errno != EEXIST))
+                return log_error_errno(errno, "Failed to create directories under %s: %m", dir);
+
+        r = evc_generate_cert(EVC_CERT_ROOT, "evc root CA", NULL, NULL, rc, rk, &root, &root_key);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(leaves); i++) {
+                _cleanup_free_ char *c = path_join(dir, leaves[i].cert), *kp = path_join(dir, leaves[i].key);
+                if (!c || !kp)
+                        return log_oom();
+                r = evc_generate_cert(leaves[i].kind, leaves[i].cn, root, root_key, c, kp, NULL, NULL);
+                if (r < 0)
+                        return r;
+        }
+        r = evc_random(k, sizeof k);
+        if (r < 0)
+                return r;
+        r = evc_write_file(dbk, k, sizeof k, 0600);
+        erase(k, sizeof k);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write %s: %m", dbk);
+        r = evc_store_open(db, &s);
+        if (r < 0)
+                return r;
+        return evc_event(s, 0, "initialised");
+}
+
+static int load_pem(const char *dir, const char *rel, uint8_t **ret, size_t *ret_size) {
+        _cleanup_free_ char *p = path_join(dir, rel);
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        r = evc_read_file(p, ret, ret_size);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read %s: %m", p);
+        return 0;
+}
+
+static int load_key(const char *dir, const char *rel, gnutls_x509_privkey_t *ret) {
+        _cleanup_free_ char *p = path_join(dir, rel);
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        r = evc_load_key_file(p, ret);
+        if (r < 0)
+                return log_error_errno(r, "Failed to load key %s: %m", p);
+        return 0;
+}
+
+int evc_load(const char *dir, Evc **ret) {
+        _cleanup_(evc_freep) Evc *e = NULL;
+        _cleanup_free_ uint8_t *root_pem = NULL, *dbk = NULL;
+        _cleanup_free_ char *db = path_join(dir, "evc.db");
+        size_t n, dbk_size;
+        uint8_t h[EVC_SHA256_SIZE];
+        int r;
+
+        if (!db)
+                return log_oom();
+        e = calloc(1, sizeof *e);
+        if (!e)
+                return log_oom();
+        e->nonce_ttl_ms = EVC_NONCE_TTL_DEFAULT_MS;
+        e->body_max = EVC_BODY_MAX_DEFAULT;
+        e->dir = strdup(dir);
+        if (!e->dir)
+                return log_oom();
+        if ((r = load_pem(dir, "certs/root.pem", &root_pem, &n)) < 0 ||
+            (r = evc_load_crt_pem(root_pem, n, &e->root_crt)) < 0 ||
+            (r = load_pem(dir, "certs/signing.pem", &e->signing_pem, &e->signing_pem_size)) < 0 ||
+            (r = evc_load_crt_pem(e->signing_pem, e->signing_pem_size, &e->signing_crt)) < 0 ||
+            (r = load_pem(dir, "certs/ecdh.pem", &e->ecdh_pem, &e->ecdh_pem_size)) < 0 ||
+            (r = evc_load_crt_pem(e->ecdh_pem, e->ecdh_pem_size, &e->ecdh_crt)) < 0 ||
+            (r = load_pem(dir, "certs/server.pem", &e->tls_pem, &e->tls_pem_size)) < 0 ||
+            (r = load_pem(dir, "keys/server-key.pem", &e->tls_key_pem, &e->tls_key_pem_size)) < 0 ||
+            (r = load_key(dir, "keys/signing-key.pem", &e->signing_key)) < 0 ||
+            (r = load_key(dir, "keys/ecdh-key.pem", &e->ecdh_key)) < 0)
+                return log_error_errno(r, "Failed to load the controller identity from %s (run 'evc init'?): %m",
+                                       dir);
+        evc_sha256(e->signing_pem, e->signing_pem_size, e->signing_hash);
+        evc_sha256(e->ecdh_pem, e->ecdh_pem_size, h);
+        memcpy(e->ecdh_hash, h, sizeof e->ecdh_hash);
+
+        r = load_pem(dir, "keys/db.key", &dbk, &dbk_size);
+        if (r < 0)
+                return r;
+        if (dbk_size != 32) {
+                erase(dbk, dbk_size);
+                return log_error_errno(EINVAL, "keys/db.key must be 32 bytes.");
+        }
+        e->db_key = eve_secret_alloc(32);
+        if (!e->db_key)
+                return log_oom();
+        memcpy(e->db_key, dbk, 32);
+        erase(dbk, dbk_size);
+
+        r = evc_store_open(db, &e->store);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
+Evc *evc_free(Evc *e) {
+        if (!e)
+                return NULL;
+        evc_store_free(e->store);
+        if (e->root_crt)
+                gnutls_x509_crt_deinit(e->root_crt);
+        if (e->signing_crt)
+                gnutls_x509_crt_deinit(e->signing_crt);
+        if (e->ecdh_crt)
+                gnutls_x509_crt_deinit(e->ecdh_crt);
+        if (e->signing_key)
+                gnutls_x509_privkey_deinit(e->signing_key);
+        if (e->ecdh_key)
+                gnutls_x509_privkey_deinit(e->ecdh_key);
+        free(e->signing_pem);
+        free(e->ecdh_pem);
+        free(e->tls_pem);
+        erase(e->tls_key_pem, e->tls_key_pem_size);
+        free(e->tls_key_pem);
+        eve_secret_free(e->db_key);
+        free(e->dir);
+        return mfree(e);
+}
+
+int64_t evc_device_find(Evc *e, const char *what) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = evc_prepare(e->store,
+                        "SELECT id FROM devices WHERE uuid = ?1 OR serial = ?1 "
+                        "OR (length(?1) >= 8 AND substr(lower(hex(cert_hash)), 1, length(?1)) = lower(?1))",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, what, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return log_error_errno(ENOENT, "No device \"%s\".", what);
+        int64_t id = sqlite3_column_int64(st, 0);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                return log_error_errno(EUCLEAN, "\"%s\" names more than one device; use the UUID.", what);
+        return id;
+}
+
+int evc_device_add(Evc *e, const char *cert_pem, size_t n, const char *serial, char **ret_uuid) {
+        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        uint8_t h[EVC_SHA256_SIZE];
+        char uuid[37];
+        int r;
+
+        r = evc_load_crt_pem(cert_pem, n, &crt);
+        if (r < 0)
+                return log_error_errno(r, "Not a PEM certificate.");
+        r = evc_crt_der_sha256(crt, h);
+        if (r < 0)
+                return r;
+        r = evc_uuid_new(uuid);
+        if (r < 0)
+                return r;
+        r = evc_tx_begin(e->store);
+        if (r < 0)
+                return r;
+        r = evc_prepare(e->store,
+                        "INSERT INTO devices (uuid, cert_hash, cert_pem, serial, registered, created) "
+                        "VALUES (?, ?, ?, ?, 0, ?)",
+                        &st);
+        if (r < 0)
+                goto fail;
+        sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(st, 2, h, sizeof h, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, cert_pem, (int) n, SQLITE_TRANSIENT);
+        if (serial)
+                sqlite3_bind_text(st, 4, serial, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 5, (int64_t) time(NULL));
+        r = evc_step_done(e->store, st);
+        if (r == -EEXIST) {
+                log_error("This device certificate is already known.");
+                goto fail;
+        }
+        if (r < 0)
+                goto fail;
+        r = evc_event(e->store, sqlite3_last_insert_rowid(e->store->db), "added by admin");
+        if (r < 0)
+                goto fail;
+        r = evc_tx_commit(e->store);
+        if (r < 0)
+                goto fail;
+        if (ret_uuid) {
+                *ret_uuid = strdup(uuid);
+                if (!*ret_uuid)
+                        return -ENOMEM;
+        }
+        return 0;
+fail:
+        evc_tx_rollback(e->store);
+        return r;
+}
+
+int evc_config_invalidate(Evc *e, int64_t device_id) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = evc_prepare(e->store,
+                        "UPDATE devices SET config_cache = NULL, config_hash = NULL, "
+                        "config_version = config_version + 1 WHERE id = ?",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, device_id);
+        return evc_step_done(e->store, st);
+}
+
+int evc_secret_seal(Evc *e, const char *value, uint8_t **ret, size_t *ret_size) {
+        return evc_aead_seal(e->db_key, value, strlen(value), ret, ret_size);
+}
+
+int evc_secret_unseal(Evc *e, const uint8_t *sealed, size_t n, char **ret) {
+        uint8_t *p;
+        size_t m;
+        int r;
+
+        r = evc_aead_open(e->db_key, sealed, n, &p, &m);
+        if (r < 0)
+                return r;
+        *ret = (char *) p; /* NUL-terminated secret memory */
+        return 0;
+}

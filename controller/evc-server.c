@@ -1,0 +1,920 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* evc-server.c: the HTTPS API (libmicrohttpd + GnuTLS), AuthContainer checks, onboarding and config. The
+ * attestation verifier is in evc-verifier.c. Every malformed request is a 4xx with its reason logged. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "auth.pb-c.h"
+#include "certs.pb-c.h"
+#include "config.pb-c.h"
+#include "encoding.h"
+#include "eveuuid.pb-c.h"
+#include "evc-cipher.h"
+#include "evc-server.h"
+#include "info.pb-c.h"
+#include "log.h"
+#include "memory-util.h"
+#include "proto-util.h"
+#include "register.pb-c.h"
+
+#define API_PREFIX "/api/v2/edgedevice/"
+#define CONTENT_TYPE "application/x-proto-binary"
+
+void evc_reply_done(EvcReply *r) {
+        free(r->body);
+        r->body = NULL;
+        r->size = 0;
+}
+
+int evc_reply_signed(Evc *e, unsigned status, const ProtobufCMessage *msg, EvcReply *ret) {
+        Org__Lfedge__Eve__Auth__AuthContainer ac = ORG__LFEDGE__EVE__AUTH__AUTH_CONTAINER__INIT;
+        Org__Lfedge__Eve__Auth__AuthBody body = ORG__LFEDGE__EVE__AUTH__AUTH_BODY__INIT;
+        _cleanup_free_ uint8_t *payload = NULL;
+        uint8_t sig[EVC_ECDSA_RAW_SIZE];
+        size_t n;
+        int r;
+
+        r = proto_pack(msg, &payload, &n);
+        if (r < 0)
+                return r;
+        r = evc_sign_raw(e->signing_key, payload, n, sig);
+        if (r < 0)
+                return r;
+        body.payload = (ProtobufCBinaryData) { .len = n, .data = payload };
+        ac.protectedpayload = &body;
+        ac.algo = ORG__LFEDGE__EVE__COMMON__HASH_ALGORITHM__HASH_ALGORITHM_SHA256_32BYTES;
+        ac.sendercerthash = (ProtobufCBinaryData) { .len = EVC_SHA256_SIZE, .data = e->signing_hash };
+        ac.signaturehash = (ProtobufCBinaryData) { .len = sizeof sig, .data = sig };
+        r = PROTO_PACK(&ac, &ret->body, &ret->size);
+        if (r < 0)
+                return r;
+        ret->status = status;
+        return 0;
+}
+
+unsigned evc_reject(EvcReply *reply, unsigned status, const char *fmt, ...) {
+        va_list ap;
+        _cleanup_free_ char *m = NULL;
+
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        log_notice("Refused with %u: %s", status, m ?: "?");
+        reply->status = status;
+        return status;
+}
+
+void evc_device_done(EvcDevice *d) {
+        if (d->crt)
+                gnutls_x509_crt_deinit(d->crt);
+        free(d->trust);
+        *d = (EvcDevice) {};
+}
+
+/* Loads a device row; 0 or -ENOENT. */
+static int device_load(Evc *e, const char *col, const void *key, size_t key_size, EvcDevice *ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *sql = NULL;
+        EvcDevice d = {};
+        int r;
+
+        if (asprintf(&sql, "SELECT id, uuid, cert_pem, revoked, registered, trust FROM devices WHERE %s = ?", col) < 0)
+                return -ENOMEM;
+        r = evc_prepare(e->store, sql, &st);
+        if (r < 0)
+                return r;
+        if (key_size > 0)
+                sqlite3_bind_blob(st, 1, key, (int) key_size, SQLITE_TRANSIENT);
+        else
+                sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return -ENOENT;
+        d.id = sqlite3_column_int64(st, 0);
+        snprintf(d.uuid, sizeof d.uuid, "%s", (const char *) sqlite3_column_text(st, 1));
+        r = evc_load_crt_pem(sqlite3_column_text(st, 2), (size_t) sqlite3_column_bytes(st, 2), &d.crt);
+        if (r < 0)
+                return r;
+        d.revoked = sqlite3_column_int(st, 3);
+        d.registered = sqlite3_column_int(st, 4);
+        d.trust = evc_column_strdup(st, 5);
+        if (!d.trust) {
+                evc_device_done(&d);
+                return -ENOMEM;
+        }
+        *ret = d;
+        return 0;
+}
+
+/* Unpacks an AuthContainer and checks its header. Returns 0 or an HTTP status. */
+static unsigned unpack_container(Evc *e, const uint8_t *body, size_t n, Org__Lfedge__Eve__Auth__AuthContainer **ret,
+                EvcReply *reply) {
+        Org__Lfedge__Eve__Auth__AuthContainer *ac = NULL;
+        int r;
+
+        r = PROTO_UNPACK(&org__lfedge__eve__auth__auth_container__descriptor, body, n, e->body_max, &ac);
+        if (r < 0)
+                return evc_reject(reply, MHD_HTTP_BAD_REQUEST, "AuthContainer does not parse: %s", strerror(-r));
+        if (ac->cipherdata || ac->ciphercontext) {
+                proto_free(ac);
+                return evc_reject(reply, MHD_HTTP_BAD_REQUEST, "encrypted AuthContainer not supported");
+        }
+        if (!ac->protectedpayload) {
+                proto_free(ac);
+                return evc_reject(reply, MHD_HTTP_BAD_REQUEST, "AuthContainer without payload");
+        }
+        if (ac->algo != ORG__LFEDGE__EVE__COMMON__HASH_ALGORITHM__HASH_ALGORITHM_SHA256_32BYTES ||
+            ac->sendercerthash.len != EVC_SHA256_SIZE) {
+                proto_free(ac);
+                return evc_reject(reply, MHD_HTTP_UNAUTHORIZED, "sender hash must be SHA-256, 32 bytes (algo 2)");
+        }
+        *ret = ac;
+        return 0;
+}
+
+static bool signature_ok(gnutls_x509_crt_t crt, const Org__Lfedge__Eve__Auth__AuthContainer *ac) {
+        uint8_t digest[EVC_SHA256_SIZE];
+
+        evc_sha256(ac->protectedpayload->payload.data, ac->protectedpayload->payload.len, digest);
+        return evc_verify_digest(crt, digest, ac->signaturehash.data, ac->signaturehash.len) >= 0;
+}
+
+unsigned evc_authenticate(Evc *e, const uint8_t *body, size_t n, const char *uuid, EvcDevice *ret_dev,
+                Org__Lfedge__Eve__Auth__AuthContainer **ret_ac, EvcReply *reply) {
+
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Auth__AuthContainer *ac = NULL;
+        EvcDevice d = {};
+        unsigned s;
+        int r;
+
+        s = unpack_container(e, body, n, &ac, reply);
+        if (s)
+                return s;
+        r = device_load(e, "cert_hash", ac->sendercerthash.data, EVC_SHA256_SIZE, &d);
+        if (r == -ENOENT)
+                return evc_reject(reply, MHD_HTTP_UNAUTHORIZED, "unknown sender certificate hash");
+        if (r < 0)
+                return evc_reject(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "device lookup failed");
+        if (!signature_ok(d.crt, ac)) {
+                evc_device_done(&d);
+                return evc_reject(reply, MHD_HTTP_UNAUTHORIZED, "bad AuthContainer signature (device %s)", d.uuid);
+        }
+        if (uuid && !streq(uuid, d.uuid)) {
+                evc_reject(reply, MHD_HTTP_UNAUTHORIZED, "device %s signed a request for %s", d.uuid, uuid);
+                evc_device_done(&d);
+                return MHD_HTTP_UNAUTHORIZED;
+        }
+        *ret_dev = d;
+        *ret_ac = TAKE_PTR(ac);
+        return 0;
+}
+
+/* ---- GET /certs ---- */
+
+static unsigned handle_certs(Evc *e, EvcReply *reply) {
+        Org__Lfedge__Eve__Certs__ZControllerCert zc = ORG__LFEDGE__EVE__CERTS__ZCONTROLLER_CERT__INIT;
+        Org__Lfedge__Eve__Certs__ZCert c[2] = { ORG__LFEDGE__EVE__CERTS__ZCERT__INIT,
+                                                ORG__LFEDGE__EVE__CERTS__ZCERT__INIT };
+        Org__Lfedge__Eve__Certs__ZCert *cp[2] = { &c[0], &c[1] };
+        uint8_t sh[EVC_SHA256_SIZE];
+
+        evc_sha256(e->signing_pem, e->signing_pem_size, sh);
+        c[0].hashalgo = ORG__LFEDGE__EVE__COMMON__HASH_ALGORITHM__HASH_ALGORITHM_SHA256_16BYTES;
+        c[0].certhash = (ProtobufCBinaryData) { .len = 16, .data = sh };
+        c[0].type = ORG__LFEDGE__EVE__CERTS__ZCERT_TYPE__CERT_TYPE_CONTROLLER_SIGNING;
+        c[0].cert = (ProtobufCBinaryData) { .len = e->signing_pem_size, .data = e->signing_pem };
+        c[1].hashalgo = ORG__LFEDGE__EVE__COMMON__HASH_ALGORITHM__HASH_ALGORITHM_SHA256_16BYTES;
+        c[1].certhash = (ProtobufCBinaryData) { .len = 16, .data = e->ecdh_hash };
+        c[1].type = ORG__LFEDGE__EVE__CERTS__ZCERT_TYPE__CERT_TYPE_CONTROLLER_ECDH_EXCHANGE;
+        c[1].cert = (ProtobufCBinaryData) { .len = e->ecdh_pem_size, .data = e->ecdh_pem };
+        /* No intermediate: the root signs the leaves directly. */
+        zc.n_certs = 2;
+        zc.certs = cp;
+        if (evc_reply_signed(e, MHD_HTTP_OK, &zc.base, reply) < 0)
+                return evc_reject(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed to sign /certs");
+        return reply->status;
+}
+
+/* ---- POST /register ---- */
+
+static unsigned handle_register(Evc *e, const uint8_t *body, size_t n, EvcReply *reply) {
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Auth__AuthContainer *ac = NULL;
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Register__ZRegisterMsg *msg = NULL;
+        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t onboard = NULL, dev = NULL;
+        _cleanup_free_ uint8_t *onboard_pem = NULL, *dev_pem = NULL;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        uint8_t oh[EVC_SHA256_SIZE], dh[EVC_SHA256_SIZE];
+        size_t onboard_pem_size, dev_pem_size;
+        const char *serial;
+        int64_t allow_used_by = 0, existing_id = 0;
+        bool allowed = false, existing_registered = false, same_onboard = false;
+        unsigned s;
+        int r;
+
+        s = unpack_container(e, body, n, &ac, reply);
+        if (s)
+                return s;
+        if (ac->sendercert.len == 0)
+                return evc_reject(reply, MHD_HTTP_UNAUTHORIZED, "register without senderCert");
+        if (base64_decode((const char *) ac->sendercert.data, ac->sendercert.len, false, &onboard_pem,
+                          &onboard_pem_size) < 0 ||
+            evc_load_crt_pem(onboard_pem, onboard_pem_size, &onboard) < 0)
+                return evc_reject(reply, MHD_HTTP_UNAUTHORIZED, "senderCert is not base64(PEM)");
+        if (evc_crt_der_sha256(onboard, oh) < 0 || memcmp(oh, ac->sendercerthash.data, EVC_SHA256_SIZE) != 0)
+                return evc_reject(reply, MHD_HTTP_UNAUTHORIZED, "senderCertHash does not match senderCert");
+        if (!signature_ok(onboard, ac))
+                return evc_reject(reply, MHD_HTTP_UNAUTHORIZED, "register: bad signature by the onboarding key");
+
+        r = PROTO_UNPACK(&org__lfedge__eve__register__zregister_msg__descriptor, ac->protectedpayload->payload.data,
+                         ac->protectedpayload->payload.len, e->body_max, &msg);
+        if (r < 0)
+                return evc_reject(reply, MHD_HTTP_BAD_REQUEST, "ZRegisterMsg does not parse");
+        if (msg->pemcert.len < 100 || msg->pemcert.len > 10240 ||
+            base64_decode((const char *) msg->pemcert.data, msg->pemcert.len, false, &dev_pem, &dev_pem_size) < 0 ||
+            evc_load_crt_pem(dev_pem, dev_pem_size, &dev) < 0 || evc_crt_der_sha256(dev, dh) < 0)
+                return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "pemCert is not base64(PEM certificate)");
+        serial = !isempty(msg->serial) ? msg->serial : msg->softserial;
+        if (isempty(serial) || strlen(serial) > 256)
+                return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "register without a serial");
+
+        r = evc_tx_begin(e->store);
+        if (r < 0)
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
+
+        /* The allow list: this serial with this onboarding certificate. */
+        r = evc_prepare(e->store, "SELECT used_by FROM onboard_allow WHERE serial = ? AND cert_hash = ?", &st);
+        if (r < 0)
+                goto fail;
+        sqlite3_bind_text(st, 1, serial, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(st, 2, oh, sizeof oh, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+                allowed = true;
+                allow_used_by = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(TAKE_PTR(st));
+
+        r = evc_prepare(e->store, "SELECT id, registered, onboard_hash = ? FROM devices WHERE cert_hash = ?", &st);
+        if (r < 0)
+                goto fail;
+        sqlite3_bind_blob(st, 1, oh, sizeof oh, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(st, 2, dh, sizeof dh, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+                existing_id = sqlite3_column_int64(st, 0);
+                existing_registered = sqlite3_column_int(st, 1);
+                same_onboard = sqlite3_column_int(st, 2) == 1;
+        }
+        sqlite3_finalize(TAKE_PTR(st));
+
+        if (existing_id > 0 && existing_registered) {
+                evc_tx_rollback(e->store);
+                if (same_onboard)
+                        return reply->status = MHD_HTTP_OK; /* a repeat */
+                return evc_reject(reply, MHD_HTTP_CONFLICT, "device certificate already registered");
+        }
+        if (allowed && allow_used_by > 0 && allow_used_by != existing_id) {
+                evc_tx_rollback(e->store);
+                return evc_reject(reply, MHD_HTTP_CONFLICT, "serial %s already onboarded another device", serial);
+        }
+        if (!allowed && existing_id == 0) {
+                evc_tx_rollback(e->store);
+                return evc_reject(reply, MHD_HTTP_FORBIDDEN, "serial %s with this onboarding certificate is not allowed",
+                                  serial);
+        }
+
+        if (existing_id > 0) {
+                r = evc_prepare(e->store,
+                                "UPDATE devices SET registered = 1, onboard_hash = ?, serial = coalesce(serial, ?) "
+                                "WHERE id = ?",
+                                &st);
+                if (r < 0)
+                        goto fail;
+                sqlite3_bind_blob(st, 1, oh, sizeof oh, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 2, serial, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(st, 3, existing_id);
+        } else {
+                char uuid[37];
+                r = evc_uuid_new(uuid);
+                if (r < 0)
+                        goto fail;
+                r = evc_prepare(e->store,
+                                "INSERT INTO devices (uuid, cert_hash, cert_pem, serial, onboard_hash, registered, created) "
+                                "VALUES (?, ?, ?, ?, ?, 1, ?)",
+                                &st);
+                if (r < 0)
+                        goto fail;
+                sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_blob(st, 2, dh, sizeof dh, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 3, (const char *) dev_pem, (int) dev_pem_size, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 4, serial, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_blob(st, 5, oh, sizeof oh, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(st, 6, (int64_t) time(NULL));
+        }
+        r = evc_step_done(e->store, st);
+        if (r < 0)
+                goto fail;
+        sqlite3_finalize(TAKE_PTR(st));
+        if (existing_id == 0)
+                existing_id = sqlite3_last_insert_rowid(e->store->db);
+        if (allowed) {
+                r = evc_prepare(e->store, "UPDATE onboard_allow SET used_by = ? WHERE serial = ?", &st);
+                if (r < 0)
+                        goto fail;
+                sqlite3_bind_int64(st, 1, existing_id);
+                sqlite3_bind_text(st, 2, serial, -1, SQLITE_TRANSIENT);
+                r = evc_step_done(e->store, st);
+                if (r < 0)
+                        goto fail;
+        }
+        r = evc_event(e->store, existing_id, "registered");
+        if (r < 0)
+                goto fail;
+        r = evc_tx_commit(e->store);
+        if (r < 0)
+                goto fail;
+        log_info("Registered device with serial %s.", serial);
+        return reply->status = MHD_HTTP_CREATED;
+fail:
+        evc_tx_rollback(e->store);
+        return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "register: store failure");
+}
+
+/* ---- POST /uuid ---- */
+
+static unsigned handle_uuid(Evc *e, const uint8_t *body, size_t n, EvcReply *reply) {
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Auth__AuthContainer *ac = NULL;
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Uuid__UuidRequest *req = NULL;
+        Org__Lfedge__Eve__Uuid__UuidResponse resp = ORG__LFEDGE__EVE__UUID__UUID_RESPONSE__INIT;
+        _cleanup_(evc_device_done) EvcDevice d = {};
+        unsigned s;
+
+        s = evc_authenticate(e, body, n, NULL, &d, &ac, reply);
+        if (s)
+                return s;
+        if (PROTO_UNPACK(&org__lfedge__eve__uuid__uuid_request__descriptor, ac->protectedpayload->payload.data,
+                         ac->protectedpayload->payload.len, e->body_max, &req) < 0)
+                return evc_reject(reply, MHD_HTTP_BAD_REQUEST, "UuidRequest does not parse");
+        if (d.revoked)
+                return evc_reject(reply, MHD_HTTP_FORBIDDEN, "device %s is revoked", d.uuid);
+        resp.uuid = d.uuid;
+        resp.manufacturer = (char *) "eve-trust";
+        resp.product_name = (char *) "evc reference device";
+        if (evc_reply_signed(e, MHD_HTTP_OK, &resp.base, reply) < 0)
+                return evc_reject(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed to sign");
+        return reply->status;
+}
+
+/* ---- POST /id/<uuid>/info ---- */
+
+static unsigned handle_info(Evc *e, const char *uuid, const uint8_t *body, size_t n, EvcReply *reply) {
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Auth__AuthContainer *ac = NULL;
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Info__ZInfoMsg *msg = NULL;
+        _cleanup_(evc_device_done) EvcDevice d = {};
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        unsigned s;
+
+        s = evc_authenticate(e, body, n, uuid, &d, &ac, reply);
+        if (s)
+                return s;
+        if (PROTO_UNPACK(&org__lfedge__eve__info__zinfo_msg__descriptor, ac->protectedpayload->payload.data,
+                         ac->protectedpayload->payload.len, e->body_max, &msg) < 0)
+                return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "ZInfoMsg does not parse");
+        if (evc_prepare(e->store, "UPDATE devices SET info = ?, info_time = ? WHERE id = ?", &st) < 0)
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
+        sqlite3_bind_blob(st, 1, ac->protectedpayload->payload.data, (int) ac->protectedpayload->payload.len,
+                          SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, (int64_t) time(NULL));
+        sqlite3_bind_int64(st, 3, d.id);
+        if (evc_step_done(e->store, st) < 0)
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
+        return reply->status = MHD_HTTP_CREATED;
+}
+
+/* ---- POST /id/<uuid>/config ---- */
+
+typedef struct ConfigParts {
+        size_t n_blocks;
+        Org__Lfedge__Eve__Common__CipherBlock blocks[64];
+} ConfigParts;
+
+static void config_parts_done(ConfigParts *p) {
+        for (size_t i = 0; i < p->n_blocks; i++)
+                evc_cipher_block_done(&p->blocks[i]);
+}
+
+/* Builds the device's EdgeDevConfig (fresh IVs) and packs it. baseos_only: only the base-OS update part. */
+static int config_build(Evc *e, int64_t device_id, const char *uuid, bool baseos_only, uint8_t **ret,
+                size_t *ret_size) {
+
+        Org__Lfedge__Eve__Config__EdgeDevConfig c = ORG__LFEDGE__EVE__CONFIG__EDGE_DEV_CONFIG__INIT;
+        Org__Lfedge__Eve__Config__UUIDandVersion id = ORG__LFEDGE__EVE__CONFIG__UUIDAND_VERSION__INIT;
+        Org__Lfedge__Eve__Config__BaseOS baseos = ORG__LFEDGE__EVE__CONFIG__BASE_OS__INIT;
+        Org__Lfedge__Eve__Common__CipherContext ctx = ORG__LFEDGE__EVE__COMMON__CIPHER_CONTEXT__INIT;
+        Org__Lfedge__Eve__Common__CipherContext *ctxp = &ctx;
+        Org__Lfedge__Eve__Config__ConfigItem items[64], *itemp[64];
+        Org__Lfedge__Eve__Config__DatastoreConfig ds[16], *dsp[16];
+        Org__Lfedge__Eve__Config__AppInstanceConfig apps[16], *appp[16];
+        Org__Lfedge__Eve__Config__NetworkConfig net = ORG__LFEDGE__EVE__CONFIG__NETWORK_CONFIG__INIT, *netp = &net;
+        Org__Lfedge__Eve__Config__WirelessConfig wl = ORG__LFEDGE__EVE__CONFIG__WIRELESS_CONFIG__INIT;
+        Org__Lfedge__Eve__Config__WifiConfig wifi[16], *wifip[16];
+        _cleanup_(config_parts_done) ConfigParts parts = {};
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *version = NULL, *baseos_version = NULL, *ctx_id = NULL, *cchash = NULL;
+        _cleanup_free_ uint8_t *ecdh_pem = NULL;
+        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t dev_ecdh = NULL;
+        uint8_t key[EVC_SHA256_SIZE], dev_hash[EVC_SHA256_SIZE];
+        size_t ecdh_pem_size = 0, n_items = 0, n_ds = 0, n_apps = 0, n_wifi = 0;
+        char *texts[64 * 2 + 48] = {};
+        size_t n_texts = 0;
+        int r;
+
+        CLEANUP_ERASE(key);
+        r = evc_prepare(e->store, "SELECT config_version, baseos_version, ecdh_pem FROM devices WHERE id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, device_id);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return -ENOENT;
+        if (asprintf(&version, "%lld", (long long) sqlite3_column_int64(st, 0)) < 0)
+                return -ENOMEM;
+        baseos_version = evc_column_strdup(st, 1);
+        r = evc_column_blob(st, 2, &ecdh_pem, &ecdh_pem_size);
+        if (r < 0)
+                return r;
+        sqlite3_finalize(TAKE_PTR(st));
+
+        id.uuid = (char *) uuid;
+        id.version = version;
+        c.id = &id;
+        {
+                uint8_t h[EVC_SHA256_SIZE];
+                uint8_t both[2 * EVC_SHA256_SIZE];
+                evc_sha256(e->signing_pem, e->signing_pem_size, both);
+                evc_sha256(e->ecdh_pem, e->ecdh_pem_size, both + EVC_SHA256_SIZE);
+                evc_sha256(both, sizeof both, h);
+                cchash = base64_encode(h, sizeof h);
+                if (!cchash)
+                        return -ENOMEM;
+                c.controllercert_confighash = cchash;
+        }
+        if (baseos_version) {
+                baseos.base_os_version = baseos_version;
+                baseos.activate = true;
+                c.baseos = &baseos;
+        }
+        if (baseos_only)
+                goto pack;
+
+        r = evc_prepare(e->store, "SELECT key, value FROM config_items WHERE device_id = ? ORDER BY key", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, device_id);
+        while (sqlite3_step(st) == SQLITE_ROW && n_items < ELEMENTSOF(items)) {
+                items[n_items] = (Org__Lfedge__Eve__Config__ConfigItem) ORG__LFEDGE__EVE__CONFIG__CONFIG_ITEM__INIT;
+                items[n_items].key = texts[n_texts++] = evc_column_strdup(st, 0);
+                items[n_items].value = texts[n_texts++] = evc_column_strdup(st, 1);
+                if (!items[n_items].key || !items[n_items].value) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                itemp[n_items] = &items[n_items];
+                n_items++;
+        }
+        sqlite3_finalize(TAKE_PTR(st));
+        c.n_configitems = n_items;
+        c.configitems = itemp;
+
+        /* Secrets: only when the device has sent its ECDH certificate. */
+        if (ecdh_pem) {
+                r = evc_load_crt_pem(ecdh_pem, ecdh_pem_size, &dev_ecdh);
+                if (r < 0)
+                        goto finish;
+                r = evc_ecdh_key(e->ecdh_key, dev_ecdh, key);
+                if (r < 0)
+                        goto finish;
+                evc_sha256(ecdh_pem, ecdh_pem_size, dev_hash);
+                ctx_id = hex_encode(e->ecdh_hash, 8);
+                if (!ctx_id) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                {
+                        _cleanup_free_ char *dh = hex_encode(dev_hash, 8);
+                        char *t;
+                        if (!dh || asprintf(&t, "evc-%s-%s", ctx_id, dh) < 0) {
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+                        free(ctx_id);
+                        ctx_id = t;
+                }
+                ctx.contextid = ctx_id;
+                ctx.hashscheme = ORG__LFEDGE__EVE__COMMON__HASH_ALGORITHM__HASH_ALGORITHM_SHA256_16BYTES;
+                ctx.keyexchangescheme = ORG__LFEDGE__EVE__COMMON__KEY_EXCHANGE_SCHEME__KEA_ECDH;
+                ctx.encryptionscheme = ORG__LFEDGE__EVE__COMMON__ENCRYPTION_SCHEME__SA_AES_256_CFB;
+                ctx.devicecerthash = (ProtobufCBinaryData) { .len = 16, .data = dev_hash };
+                ctx.controllercerthash = (ProtobufCBinaryData) { .len = 16, .data = e->ecdh_hash };
+                c.n_ciphercontexts = 1;
+                c.ciphercontexts = &ctxp;
+
+                r = evc_prepare(e->store, "SELECT name, kind, sealed FROM secrets WHERE device_id = ? ORDER BY name",
+                                &st);
+                if (r < 0)
+                        goto finish;
+                sqlite3_bind_int64(st, 1, device_id);
+                while (sqlite3_step(st) == SQLITE_ROW && parts.n_blocks < 48) {
+                        Org__Lfedge__Eve__Common__EncryptionBlock eb =
+                                ORG__LFEDGE__EVE__COMMON__ENCRYPTION_BLOCK__INIT;
+                        _cleanup_(erase_and_freep) char *value = NULL;
+                        _cleanup_(eve_secret_freep) uint8_t *plain = NULL;
+                        const char *kind = (const char *) sqlite3_column_text(st, 1);
+                        char *name = texts[n_texts++] = evc_column_strdup(st, 0);
+                        Org__Lfedge__Eve__Common__CipherBlock *b = &parts.blocks[parts.n_blocks];
+                        size_t plain_size;
+
+                        if (!name || !kind) {
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+                        r = evc_secret_unseal(e, sqlite3_column_blob(st, 2), (size_t) sqlite3_column_bytes(st, 2),
+                                              &value);
+                        if (r < 0) {
+                                value = NULL;
+                                log_error_errno(r, "Failed to unseal secret %s (wrong keys/db.key?): %m", name);
+                                goto finish;
+                        }
+                        if (streq(kind, "wifi"))
+                                eb.wifipassword = value;
+                        else if (streq(kind, "datastore"))
+                                eb.dspassword = value;
+                        else
+                                eb.protecteduserdata = value;
+                        r = PROTO_PACK_SECRET(&eb, &plain, &plain_size);
+                        /* value is secret memory from evc_aead_open: free it as such. */
+                        eve_secret_free(TAKE_PTR(value));
+                        if (r < 0)
+                                goto finish;
+                        r = evc_cipher_block_encrypt(key, ctx_id, plain, plain_size, b);
+                        if (r < 0)
+                                goto finish;
+                        parts.n_blocks++;
+                        if (streq(kind, "wifi") && n_wifi < ELEMENTSOF(wifi)) {
+                                wifi[n_wifi] = (Org__Lfedge__Eve__Config__WifiConfig)
+                                        ORG__LFEDGE__EVE__CONFIG__WIFI_CONFIG__INIT;
+                                wifi[n_wifi].wifissid = name;
+                                wifi[n_wifi].cipherdata = b;
+                                wifip[n_wifi] = &wifi[n_wifi];
+                                n_wifi++;
+                        } else if (streq(kind, "datastore") && n_ds < ELEMENTSOF(ds)) {
+                                ds[n_ds] = (Org__Lfedge__Eve__Config__DatastoreConfig)
+                                        ORG__LFEDGE__EVE__CONFIG__DATASTORE_CONFIG__INIT;
+                                ds[n_ds].id = name;
+                                ds[n_ds].cipherdata = b;
+                                dsp[n_ds] = &ds[n_ds];
+                                n_ds++;
+                        } else if (n_apps < ELEMENTSOF(apps)) {
+                                apps[n_apps] = (Org__Lfedge__Eve__Config__AppInstanceConfig)
+                                        ORG__LFEDGE__EVE__CONFIG__APP_INSTANCE_CONFIG__INIT;
+                                apps[n_apps].displayname = name;
+                                apps[n_apps].cipherdata = b;
+                                appp[n_apps] = &apps[n_apps];
+                                n_apps++;
+                        }
+                }
+                sqlite3_finalize(TAKE_PTR(st));
+                c.n_datastores = n_ds;
+                c.datastores = dsp;
+                c.n_apps = n_apps;
+                c.apps = appp;
+                if (n_wifi > 0) {
+                        wl.n_wificfg = n_wifi;
+                        wl.wificfg = wifip;
+                        net.id = (char *) "wifi";
+                        net.wireless = &wl;
+                        c.n_networks = 1;
+                        c.networks = &netp;
+                }
+        }
+pack:
+        r = PROTO_PACK(&c, ret, ret_size);
+finish:
+        for (size_t i = 0; i < n_texts; i++)
+                free(texts[i]);
+        return r;
+}
+
+static unsigned handle_config(Evc *e, const char *uuid, const uint8_t *body, size_t n, EvcReply *reply) {
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Auth__AuthContainer *ac = NULL;
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Config__ConfigRequest *req = NULL;
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Config__EdgeDevConfig *cfg = NULL;
+        Org__Lfedge__Eve__Config__ConfigResponse resp = ORG__LFEDGE__EVE__CONFIG__CONFIG_RESPONSE__INIT;
+        _cleanup_(evc_device_done) EvcDevice d = {};
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ uint8_t *token = NULL, *packed = NULL;
+        _cleanup_free_ char *hash = NULL;
+        size_t token_size = 0, packed_size = 0;
+        bool baseos_only = false;
+        unsigned s;
+        int r;
+
+        s = evc_authenticate(e, body, n, uuid, &d, &ac, reply);
+        if (s)
+                return s;
+        if (PROTO_UNPACK(&org__lfedge__eve__config__config_request__descriptor, ac->protectedpayload->payload.data,
+                         ac->protectedpayload->payload.len, e->body_max, &req) < 0)
+                return evc_reject(reply, MHD_HTTP_BAD_REQUEST, "ConfigRequest does not parse");
+        if (d.revoked)
+                return evc_reject(reply, MHD_HTTP_FORBIDDEN, "device %s is revoked", d.uuid);
+
+        if (evc_prepare(e->store, "SELECT itoken, config_cache, config_hash, baseos_version FROM devices WHERE id = ?",
+                        &st) < 0)
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
+        sqlite3_bind_int64(st, 1, d.id);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
+        if (evc_column_blob(st, 0, &token, &token_size) < 0)
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+
+        if (streq(d.trust, "untrusted")) {
+                /* Untrusted: only the base-OS update part, if the admin pushed one; never secrets. */
+                if (sqlite3_column_type(st, 3) == SQLITE_NULL)
+                        return evc_reject(reply, MHD_HTTP_FORBIDDEN, "device %s is untrusted (PCRs changed)",
+                                          d.uuid);
+                baseos_only = true;
+        } else {
+                if (token_size != EVC_TOKEN_SIZE || req->integrity_token.len != EVC_TOKEN_SIZE ||
+                    !memeq_secure(token, req->integrity_token.data, EVC_TOKEN_SIZE))
+                        return evc_reject(reply, MHD_HTTP_FORBIDDEN, "device %s: missing or stale integrity token",
+                                          d.uuid);
+                if (sqlite3_column_type(st, 1) != SQLITE_NULL && sqlite3_column_type(st, 2) != SQLITE_NULL) {
+                        if (evc_column_blob(st, 1, &packed, &packed_size) < 0 ||
+                            !(hash = evc_column_strdup(st, 2)))
+                                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+                }
+        }
+        sqlite3_finalize(TAKE_PTR(st));
+
+        if (!packed) {
+                uint8_t h[EVC_SHA256_SIZE];
+
+                r = config_build(e, d.id, d.uuid, baseos_only, &packed, &packed_size);
+                if (r < 0)
+                        return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "failed to build config: %s",
+                                          strerror(-r));
+                evc_sha256(packed, packed_size, h);
+                hash = hex_encode(h, sizeof h);
+                if (!hash)
+                        return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+                if (!baseos_only) {
+                        /* Cached, so the hash (and the IVs) stay the same until something changes. */
+                        if (evc_prepare(e->store, "UPDATE devices SET config_cache = ?, config_hash = ? WHERE id = ?",
+                                        &st) < 0)
+                                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
+                        sqlite3_bind_blob(st, 1, packed, (int) packed_size, SQLITE_TRANSIENT);
+                        sqlite3_bind_text(st, 2, hash, -1, SQLITE_TRANSIENT);
+                        sqlite3_bind_int64(st, 3, d.id);
+                        if (evc_step_done(e->store, st) < 0)
+                                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
+                }
+        }
+        if (streq_ptr(req->confighash, hash))
+                return reply->status = MHD_HTTP_NOT_MODIFIED;
+
+        if (PROTO_UNPACK(&org__lfedge__eve__config__edge_dev_config__descriptor, packed, packed_size, SIZE_MAX,
+                         &cfg) < 0)
+                return evc_reject(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "cached config does not parse");
+        resp.config = cfg;
+        resp.confighash = hash;
+        if (evc_reply_signed(e, MHD_HTTP_OK, &resp.base, reply) < 0)
+                return evc_reject(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed to sign");
+        return reply->status;
+}
+
+/* ---- HTTP plumbing ---- */
+
+typedef struct Request {
+        uint8_t *buf;
+        size_t size, cap;
+        bool too_large;
+} Request;
+
+static enum MHD_Result queue(struct MHD_Connection *c, const EvcReply *r) {
+        struct MHD_Response *resp;
+        enum MHD_Result k;
+
+        resp = MHD_create_response_from_buffer(r->size, r->body ?: (void *) "", MHD_RESPMEM_MUST_COPY);
+        if (!resp)
+                return MHD_NO;
+        if (r->size > 0)
+                (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE);
+        k = MHD_queue_response(c, r->status ?: MHD_HTTP_INTERNAL_SERVER_ERROR, resp);
+        MHD_destroy_response(resp);
+        return k;
+}
+
+static bool valid_uuid(const char *s, size_t n) {
+        if (n != 36)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (i == 8 || i == 13 || i == 18 || i == 23) {
+                        if (s[i] != '-')
+                                return false;
+                } else if (!strchr("0123456789abcdefABCDEF", s[i]))
+                        return false;
+        return true;
+}
+
+static void route(Evc *e, const char *url, const char *method, const uint8_t *body, size_t n, EvcReply *reply) {
+        const char *p;
+
+        if (strncmp(url, API_PREFIX, strlen(API_PREFIX)) != 0) {
+                evc_reject(reply, MHD_HTTP_NOT_FOUND, "no such endpoint %s", url);
+                return;
+        }
+        p = url + strlen(API_PREFIX);
+        if (streq(method, "GET")) {
+                if (streq(p, "certs"))
+                        handle_certs(e, reply);
+                else if (streq(p, "ping"))
+                        reply->status = MHD_HTTP_OK;
+                else
+                        evc_reject(reply, MHD_HTTP_NOT_FOUND, "no such endpoint GET %s", url);
+                return;
+        }
+        if (streq(p, "register"))
+                handle_register(e, body, n, reply);
+        else if (streq(p, "uuid"))
+                handle_uuid(e, body, n, reply);
+        else if (strncmp(p, "id/", 3) == 0 && strlen(p) > 3 + 36 && p[3 + 36] == '/' && valid_uuid(p + 3, 36)) {
+                char uuid[37];
+                const char *action = p + 3 + 37;
+
+                memcpy(uuid, p + 3, 36);
+                uuid[36] = 0;
+                for (char *q = uuid; *q; q++)
+                        *q = (char) tolower(*q);
+                if (streq(action, "attest"))
+                        evc_handle_attest(e, uuid, body, n, reply);
+                else if (streq(action, "config"))
+                        handle_config(e, uuid, body, n, reply);
+                else if (streq(action, "info"))
+                        handle_info(e, uuid, body, n, reply);
+                else
+                        evc_reject(reply, MHD_HTTP_NOT_FOUND, "no such endpoint %s", url);
+        } else
+                evc_reject(reply, MHD_HTTP_NOT_FOUND, "no such endpoint POST %s", url);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
+
+        Evc *e = cls;
+        Request *req = *con_cls;
+        EvcReply reply = {};
+        enum MHD_Result k;
+
+        if (!req) {
+                const char *ct, *cl;
+
+                if (!streq(method, "GET") && !streq(method, "POST")) {
+                        evc_reject(&reply, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s", method);
+                        return queue(c, &reply);
+                }
+                if (streq(method, "POST")) {
+                        ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+                        if (!ct || strncmp(ct, CONTENT_TYPE, strlen(CONTENT_TYPE)) != 0 ||
+                            (ct[strlen(CONTENT_TYPE)] != 0 && ct[strlen(CONTENT_TYPE)] != ';')) {
+                                evc_reject(&reply, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "content type %s", ct ?: "(none)");
+                                return queue(c, &reply);
+                        }
+                        cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                        if (cl) {
+                                char *end;
+                                errno = 0;
+                                unsigned long long v = strtoull(cl, &end, 10);
+                                if (errno != 0 || *end || v > e->body_max) {
+                                        evc_reject(&reply, MHD_HTTP_CONTENT_TOO_LARGE, "body of %s bytes", cl);
+                                        return queue(c, &reply);
+                                }
+                        }
+                }
+                req = calloc(1, sizeof *req);
+                if (!req)
+                        return MHD_NO;
+                *con_cls = req;
+                return MHD_YES;
+        }
+        if (*upload_data_size > 0) {
+                if (!req->too_large) {
+                        if (req->size + *upload_data_size > e->body_max) {
+                                req->too_large = true;
+                                req->buf = mfree(req->buf);
+                                req->size = req->cap = 0;
+                        } else {
+                                if (req->size + *upload_data_size > req->cap) {
+                                        size_t cap = MAX(req->cap * 2, req->size + *upload_data_size);
+                                        uint8_t *b = realloc(req->buf, cap);
+                                        if (!b)
+                                                return MHD_NO;
+                                        req->buf = b;
+                                        req->cap = cap;
+                                }
+                                memcpy(req->buf + req->size, upload_data, *upload_data_size);
+                                req->size += *upload_data_size;
+                        }
+                }
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+        if (req->too_large)
+                evc_reject(&reply, MHD_HTTP_CONTENT_TOO_LARGE, "body over %zu bytes", e->body_max);
+        else
+                route(e, url, method, req->buf, req->size, &reply);
+        k = queue(c, &reply);
+        evc_reply_done(&reply);
+        return k;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t) {
+        Request *req = *con_cls;
+
+        if (req) {
+                free(req->buf);
+                free(req);
+                *con_cls = NULL;
+        }
+}
+
+static int parse_listen(const char *listen, struct sockaddr_in *ret) {
+        _cleanup_free_ char *host = NULL;
+        const char *colon = strrchr(listen, ':');
+        char *end;
+        unsigned long port;
+
+        if (!colon)
+                return -EINVAL;
+        host = strndup(listen, (size_t) (colon - listen));
+        if (!host)
+                return -ENOMEM;
+        errno = 0;
+        port = strtoul(colon + 1, &end, 10);
+        if (errno != 0 || *end || colon[1] == 0 || port > 65535)
+                return -EINVAL;
+        *ret = (struct sockaddr_in) { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
+        if (inet_pton(AF_INET, host, &ret->sin_addr) != 1)
+                return -EINVAL;
+        return 0;
+}
+
+int evc_serve(Evc *e, const char *listen, const char *port_file) {
+        struct sockaddr_in sa, bound;
+        socklen_t sl = sizeof bound;
+        const union MHD_DaemonInfo *info;
+        struct MHD_Daemon *d;
+        sigset_t ss;
+        int r, sig;
+
+        r = parse_listen(listen, &sa);
+        if (r < 0)
+                return log_error_errno(r, "Bad --listen address \"%s\" (want IPv4:PORT).", listen);
+
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGTERM);
+        sigaddset(&ss, SIGINT);
+        /* Blocked before the server thread starts, so it inherits the mask and only sigwait() sees them. */
+        if (pthread_sigmask(SIG_BLOCK, &ss, NULL) != 0)
+                return log_error_errno(errno, "sigprocmask: %m");
+
+        d = MHD_start_daemon(MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                             on_request, e, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
+                             MHD_OPTION_HTTPS_MEM_CERT, (const char *) e->tls_pem, MHD_OPTION_HTTPS_MEM_KEY,
+                             (const char *) e->tls_key_pem, MHD_OPTION_HTTPS_PRIORITIES,
+                             "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_NOTIFY_COMPLETED,
+                             on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30,
+                             MHD_OPTION_CONNECTION_LIMIT, (unsigned) 256, MHD_OPTION_END);
+        if (!d)
+                return log_error_errno(EADDRNOTAVAIL, "Failed to start the HTTPS server on %s.", listen);
+        info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_LISTEN_FD);
+        if (!info || getsockname(info->listen_fd, (struct sockaddr *) &bound, &sl) < 0) {
+                MHD_stop_daemon(d);
+                return log_error_errno(EIO, "Failed to read the bound port.");
+        }
+        log_info("evc serving https://%s:%u" API_PREFIX, inet_ntoa(bound.sin_addr), ntohs(bound.sin_port));
+        if (port_file) {
+                char buf[16];
+                int k = snprintf(buf, sizeof buf, "%u\n", ntohs(bound.sin_port));
+                r = evc_write_file(port_file, buf, (size_t) k, 0644);
+                if (r < 0) {
+                        MHD_stop_daemon(d);
+                        return log_error_errno(r, "Failed to write %s: %m", port_file);
+                }
+        }
+        (void) sigwait(&ss, &sig);
+        log_info("Stopping on signal %d.", sig);
+        MHD_stop_daemon(d);
+        return 0;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* evc-server.h: what the HTTP handlers share: replies, the authenticated device, signing. */
+#pragma once
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "auth.pb-c.h"
+#include "evc.h"
+
+typedef struct EvcReply {
+        unsigned status;
+        uint8_t *body; /* packed AuthContainer, or NULL */
+        size_t size;
+} EvcReply;
+
+void evc_reply_done(EvcReply *r);
+/* Wraps msg in an AuthContainer signed with the controller signing key. */
+int evc_reply_signed(Evc *e, unsigned status, const ProtobufCMessage *msg, EvcReply *ret);
+/* Logs the reason and sets the status; returns status. */
+unsigned evc_reject(EvcReply *reply, unsigned status, const char *fmt, ...) _printf_(3, 4);
+
+typedef struct EvcDevice {
+        int64_t id;
+        char uuid[37];
+        gnutls_x509_crt_t crt;
+        bool revoked, registered;
+        char *trust;
+} EvcDevice;
+void evc_device_done(EvcDevice *d);
+
+/* Verifies a device-signed AuthContainer (sender hash = SHA-256 of the registered device certificate DER). When
+ * uuid is set the device must be that one. Returns 0 or the HTTP status already set in reply. */
+unsigned evc_authenticate(Evc *e, const uint8_t *body, size_t n, const char *uuid, EvcDevice *ret_dev,
+                Org__Lfedge__Eve__Auth__AuthContainer **ret_ac, EvcReply *reply);
+
+/* POST /id/<uuid>/attest (evc-verifier.c). */
+unsigned evc_handle_attest(Evc *e, const char *uuid, const uint8_t *body, size_t n, EvcReply *reply);

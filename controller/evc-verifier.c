@@ -1,0 +1,656 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* evc-verifier.c: POST /id/<uuid>/attest: CERT, NONCE, QUOTE, STORE_KEYS (DESIGN.md "Reference controller").
+ * Protocol results travel in the body (HTTP 201); HTTP errors only for malformed or unauthenticated requests. */
+#include <microhttpd.h>
+#include <time.h>
+
+#include "attest.pb-c.h"
+#include "certs.pb-c.h"
+#include "encoding.h"
+#include "evc-attest.h"
+#include "evc-server.h"
+#include "log.h"
+#include "memory-util.h"
+#include "proto-util.h"
+
+#define EVENTLOG_MAX (4 * 1024 * 1024)
+
+typedef Org__Lfedge__Eve__Attest__ZAttestResponseCode QuoteCode;
+#define Q_SUCCESS ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE_CODE__Z_ATTEST_RESPONSE_CODE_SUCCESS
+#define Q_NONCE ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE_CODE__Z_ATTEST_RESPONSE_CODE_NONCE_MISMATCH
+#define Q_NOCERT ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE_CODE__Z_ATTEST_RESPONSE_CODE_NO_CERT_FOUND
+#define Q_FAILED ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE_CODE__Z_ATTEST_RESPONSE_CODE_QUOTE_FAILED
+
+static unsigned reply_attest(Evc *e, Org__Lfedge__Eve__Attest__ZAttestResponse *resp, EvcReply *reply) {
+        if (evc_reply_signed(e, MHD_HTTP_CREATED, &resp->base, reply) < 0)
+                return evc_reject(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed to sign");
+        return reply->status;
+}
+
+static int device_set(Evc *e, int64_t id, const char *assignments, const char *text) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *sql = NULL;
+        int r;
+
+        if (asprintf(&sql, "UPDATE devices SET %s WHERE id = ?2", assignments) < 0)
+                return -ENOMEM;
+        r = evc_prepare(e->store, sql, &st);
+        if (r < 0)
+                return r;
+        if (text)
+                sqlite3_bind_text(st, 1, text, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, id);
+        return evc_step_done(e->store, st);
+}
+
+/* ---- CERT ---- */
+
+static unsigned attest_cert(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAttestReq *req, EvcReply *reply) {
+        Org__Lfedge__Eve__Attest__ZAttestResponse resp = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE__INIT;
+        const char *cols[3] = {};
+        const Org__Lfedge__Eve__Certs__ZCert *certs[3] = {}; /* ECDH, attestation, EK */
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        bool locked, changed = false;
+        int r;
+
+        if (req->n_certs == 0 || req->n_certs > 8)
+                return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "CERT with %zu certificates", req->n_certs);
+        for (size_t i = 0; i < req->n_certs; i++) {
+                const Org__Lfedge__Eve__Certs__ZCert *c = req->certs[i];
+                _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
+                size_t slot;
+
+                switch (c->type) {
+                case ORG__LFEDGE__EVE__CERTS__ZCERT_TYPE__CERT_TYPE_DEVICE_ECDH_EXCHANGE:
+                        slot = 0;
+                        break;
+                case ORG__LFEDGE__EVE__CERTS__ZCERT_TYPE__CERT_TYPE_DEVICE_RESTRICTED_SIGNING:
+                        slot = 1;
+                        break;
+                case ORG__LFEDGE__EVE__CERTS__ZCERT_TYPE__CERT_TYPE_DEVICE_ENDORSEMENT_RSA:
+                        slot = 2;
+                        break;
+                default:
+                        return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "CERT: unexpected type %d", c->type);
+                }
+                if (certs[slot])
+                        return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "CERT: type %d twice", c->type);
+                if (evc_load_crt_pem(c->cert.data, c->cert.len, &crt) < 0)
+                        return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "CERT: type %d is not PEM", c->type);
+                if (c->certhash.len > 0) {
+                        uint8_t h[EVC_SHA256_SIZE];
+                        evc_sha256(c->cert.data, c->cert.len, h);
+                        if (c->certhash.len > EVC_SHA256_SIZE || memcmp(h, c->certhash.data, c->certhash.len) != 0)
+                                return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                                                  "CERT: certHash of type %d does not match its PEM", c->type);
+                }
+                /* The quote and ECDH keys must be certified by the registered device key. */
+                if (slot < 2 && evc_verify_chain(crt, d->crt) < 0)
+                        return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                                          "CERT: type %d is not signed by the device certificate of %s", c->type,
+                                          d->uuid);
+                certs[slot] = c;
+        }
+        if (!certs[0] && !certs[1])
+                return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "CERT without ECDH or attestation certificate");
+
+        r = evc_tx_begin(e->store);
+        if (r < 0)
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
+        r = evc_prepare(e->store, "SELECT certs_locked, ecdh_pem, attest_pem, ek_pem FROM devices WHERE id = ?", &st);
+        if (r < 0)
+                goto fail;
+        sqlite3_bind_int64(st, 1, d->id);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                goto fail;
+        locked = sqlite3_column_int(st, 0);
+        cols[0] = "ecdh_pem";
+        cols[1] = "attest_pem";
+        cols[2] = "ek_pem";
+        for (size_t i = 0; i < 3; i++) {
+                const void *old = sqlite3_column_blob(st, 1 + (int) i);
+                size_t old_size = (size_t) sqlite3_column_bytes(st, 1 + (int) i);
+                bool same;
+
+                if (!certs[i])
+                        continue;
+                same = old && old_size == certs[i]->cert.len && memcmp(old, certs[i]->cert.data, old_size) == 0;
+                if (same)
+                        continue;
+                if (locked && old) {
+                        evc_tx_rollback(e->store);
+                        /* EVE reads 404 as "controller refuses to replace" and keeps its certificates. */
+                        return evc_reject(reply, MHD_HTTP_NOT_FOUND,
+                                          "CERT: device %s tries to replace its %s; an admin must run 'evc device "
+                                          "reset-certs' first",
+                                          d->uuid, cols[i]);
+                }
+                changed = true;
+        }
+        sqlite3_finalize(TAKE_PTR(st));
+        for (size_t i = 0; changed && i < 3; i++) {
+                _cleanup_free_ char *sql = NULL;
+
+                if (!certs[i])
+                        continue;
+                if (asprintf(&sql, "UPDATE devices SET %s = ? WHERE id = ?", cols[i]) < 0)
+                        goto fail;
+                r = evc_prepare(e->store, sql, &st);
+                if (r < 0)
+                        goto fail;
+                sqlite3_bind_text(st, 1, (const char *) certs[i]->cert.data, (int) certs[i]->cert.len,
+                                  SQLITE_TRANSIENT);
+                sqlite3_bind_int64(st, 2, d->id);
+                r = evc_step_done(e->store, st);
+                sqlite3_finalize(TAKE_PTR(st));
+                if (r < 0)
+                        goto fail;
+        }
+        if (changed) {
+                if (device_set(e, d->id, "certs_locked = 1", NULL) < 0 || evc_config_invalidate(e, d->id) < 0 ||
+                    evc_event(e->store, d->id, "attestation certificates stored") < 0)
+                        goto fail;
+        }
+        r = evc_tx_commit(e->store);
+        if (r < 0)
+                goto fail;
+        resp.resptype = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESP_TYPE__ATTEST_RESP_CERT;
+        return reply_attest(e, &resp, reply);
+fail:
+        evc_tx_rollback(e->store);
+        return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "CERT: store failure");
+}
+
+/* ---- NONCE ---- */
+
+static unsigned attest_nonce(Evc *e, EvcDevice *d, EvcReply *reply) {
+        Org__Lfedge__Eve__Attest__ZAttestResponse resp = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE__INIT;
+        Org__Lfedge__Eve__Attest__ZAttestNonceResp nr = ORG__LFEDGE__EVE__ATTEST__ZATTEST_NONCE_RESP__INIT;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL, *del = NULL;
+        uint8_t nonce[EVC_NONCE_SIZE];
+        int64_t now = evc_now_ms();
+
+        if (evc_random(nonce, sizeof nonce) < 0)
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "no randomness");
+        if (evc_tx_begin(e->store) < 0)
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
+        /* Expired nonces go; so do this device's older outstanding ones (one exchange at a time). */
+        if (evc_prepare(e->store, "DELETE FROM nonces WHERE expires < ? OR device_id = ?", &del) < 0)
+                goto fail;
+        sqlite3_bind_int64(del, 1, now);
+        sqlite3_bind_int64(del, 2, d->id);
+        if (evc_step_done(e->store, del) < 0)
+                goto fail;
+        if (evc_prepare(e->store, "INSERT INTO nonces (nonce, device_id, expires) VALUES (?, ?, ?)", &st) < 0)
+                goto fail;
+        sqlite3_bind_blob(st, 1, nonce, sizeof nonce, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, d->id);
+        sqlite3_bind_int64(st, 3, now + e->nonce_ttl_ms);
+        if (evc_step_done(e->store, st) < 0 || evc_tx_commit(e->store) < 0)
+                goto fail;
+        nr.nonce = (ProtobufCBinaryData) { .len = sizeof nonce, .data = nonce };
+        resp.resptype = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESP_TYPE__ATTEST_RESP_NONCE;
+        resp.nonce = &nr;
+        return reply_attest(e, &resp, reply);
+fail:
+        evc_tx_rollback(e->store);
+        return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "NONCE: store failure");
+}
+
+/* ---- QUOTE ---- */
+
+typedef struct Verdict {
+        QuoteCode code;
+        char why[160];
+        EvcPcrBank pcrs;  /* reported */
+        uint32_t quoted;  /* PCRs covered by the signed digest */
+} Verdict;
+
+static QuoteCode verdict(Verdict *v, QuoteCode code, const char *fmt, ...) _printf_(3, 4);
+static QuoteCode verdict(Verdict *v, QuoteCode code, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(v->why, sizeof v->why, fmt, ap);
+        va_end(ap);
+        return v->code = code;
+}
+
+/* Consumes the nonce (single use, whatever follows) and checks it. Runs inside the caller's transaction. */
+static int nonce_take(Evc *e, int64_t device_id, const uint8_t *nonce, size_t n, bool *ret_ok, bool *ret_expired) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL, *del = NULL;
+        int r;
+
+        *ret_ok = *ret_expired = false;
+        r = evc_prepare(e->store, "SELECT expires FROM nonces WHERE nonce = ? AND device_id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_blob(st, 1, nonce, (int) n, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, device_id);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return 0;
+        *ret_expired = sqlite3_column_int64(st, 0) < evc_now_ms();
+        *ret_ok = !*ret_expired;
+        r = evc_prepare(e->store, "DELETE FROM nonces WHERE nonce = ?", &del);
+        if (r < 0)
+                return r;
+        sqlite3_bind_blob(del, 1, nonce, (int) n, SQLITE_TRANSIENT);
+        return evc_step_done(e->store, del);
+}
+
+/* Everything about the quote that needs no stored state except the attestation certificate. */
+static QuoteCode check_quote(Evc *e, gnutls_x509_crt_t ak, const Org__Lfedge__Eve__Attest__ZAttestQuote *q,
+                const EvcQuoteInfo *info, Verdict *v) {
+
+        uint8_t digest[EVC_SHA256_SIZE];
+        const char *why = NULL;
+        int r;
+
+        evc_sha256(q->attestdata.data, q->attestdata.len, digest);
+        r = evc_verify_digest(ak, digest, q->signature.data, q->signature.len);
+        if (r < 0)
+                return verdict(v, Q_FAILED, "quote signature does not verify with the attestation certificate");
+
+        for (size_t i = 0; i < q->n_pcr_values; i++) {
+                const Org__Lfedge__Eve__Attest__TpmPCRValue *p = q->pcr_values[i];
+                if (p->hash_algo != ORG__LFEDGE__EVE__ATTEST__TPM_HASH_ALGO__TPM_HASH_ALGO_SHA256)
+                        continue;
+                if (p->index >= EVC_PCR_MAX || p->value.len != 32 || (v->pcrs.present & (1U << p->index)))
+                        return verdict(v, Q_FAILED, "bad or duplicate PCR value (index %u)", p->index);
+                memcpy(v->pcrs.value[p->index], p->value.data, 32);
+                v->pcrs.present |= 1U << p->index;
+        }
+        v->quoted = evc_quote_pcr_mask(info);
+        if (v->quoted == 0)
+                return verdict(v, Q_FAILED, "quote selects no SHA-256 PCRs");
+        r = evc_pcr_digest(info, &v->pcrs, digest);
+        if (r == -ENOENT)
+                return verdict(v, Q_FAILED, "a quoted PCR was not reported");
+        if (r < 0)
+                return verdict(v, Q_FAILED, "quote selects a bank other than SHA-256");
+        if (info->pcr_digest_size != EVC_SHA256_SIZE || memcmp(digest, info->pcr_digest, EVC_SHA256_SIZE) != 0)
+                return verdict(v, Q_FAILED, "reported PCR values do not match the quoted PCR digest");
+
+        if (q->tpm_binary_event_log.len > 0) {
+                _cleanup_free_ uint8_t *log = NULL;
+                EvcPcrBank replayed;
+                size_t log_size;
+
+                r = evc_gunzip(q->tpm_binary_event_log.data, q->tpm_binary_event_log.len, EVENTLOG_MAX, &log,
+                               &log_size);
+                if (r < 0)
+                        return verdict(v, Q_FAILED, "event log is not gzip (or too large)");
+                r = evc_eventlog_replay(log, log_size, &replayed, &why);
+                if (r < 0)
+                        return verdict(v, Q_FAILED, "event log: %s", why);
+                for (unsigned i = 0; i < EVC_PCR_MAX; i++) {
+                        if (!(replayed.present & v->quoted & (1U << i)))
+                                continue;
+                        if (memcmp(replayed.value[i], v->pcrs.value[i], 32) != 0)
+                                return verdict(v, Q_FAILED, "event log does not replay to quoted PCR %u", i);
+                }
+        }
+        return verdict(v, Q_SUCCESS, "ok");
+}
+
+/* Compares the quoted PCRs with the baseline (recording it on the first good quote) and announced upgrades.
+ * Returns 1 when trusted, 0 when not (reason in v), < 0 on store errors. Inside the caller's transaction. */
+static int check_baseline(Evc *e, int64_t device_id, Verdict *v) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        uint8_t base[EVC_PCR_MAX][32], expect[EVC_PCR_MAX][32];
+        uint32_t have = 0, expected = 0, bad = 0;
+        int r;
+
+        r = evc_prepare(e->store, "SELECT pcr, value FROM baseline WHERE device_id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, device_id);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                int i = sqlite3_column_int(st, 0);
+                if (i >= 0 && i < EVC_PCR_MAX && sqlite3_column_bytes(st, 1) == 32) {
+                        memcpy(base[i], sqlite3_column_blob(st, 1), 32);
+                        have |= 1U << i;
+                }
+        }
+        sqlite3_finalize(TAKE_PTR(st));
+        r = evc_prepare(e->store, "SELECT pcr, value FROM expected_pcrs WHERE device_id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, device_id);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                int i = sqlite3_column_int(st, 0);
+                if (i >= 0 && i < EVC_PCR_MAX && sqlite3_column_bytes(st, 1) == 32) {
+                        memcpy(expect[i], sqlite3_column_blob(st, 1), 32);
+                        expected |= 1U << i;
+                }
+        }
+        sqlite3_finalize(TAKE_PTR(st));
+
+        if (have != 0) {
+                for (unsigned i = 0; i < EVC_PCR_MAX; i++) {
+                        if (!(v->quoted & (1U << i)))
+                                continue;
+                        if ((have & (1U << i)) && memcmp(base[i], v->pcrs.value[i], 32) == 0)
+                                continue;
+                        if ((expected & (1U << i)) && memcmp(expect[i], v->pcrs.value[i], 32) == 0)
+                                continue;
+                        bad |= 1U << i;
+                }
+                /* An announced upgrade must have happened in full, not just in part. */
+                for (unsigned i = 0; i < EVC_PCR_MAX; i++)
+                        if ((expected & (1U << i)) && (v->quoted & (1U << i)) &&
+                            memcmp(expect[i], v->pcrs.value[i], 32) != 0 && (have & (1U << i)) &&
+                            memcmp(base[i], v->pcrs.value[i], 32) != 0)
+                                bad |= 1U << i;
+                if (bad) {
+                        size_t k = 0;
+                        k += (size_t) snprintf(v->why, sizeof v->why, "PCRs differ from the baseline:");
+                        for (unsigned i = 0; i < EVC_PCR_MAX && k < sizeof v->why - 4; i++)
+                                if (bad & (1U << i))
+                                        k += (size_t) snprintf(v->why + k, sizeof v->why - k, " %u", i);
+                        return 0;
+                }
+                if (expected == 0)
+                        return 1;
+        }
+        /* First good quote, or an announced upgrade that explains every change: (re)write the baseline. */
+        r = evc_prepare(e->store, "DELETE FROM baseline WHERE device_id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, device_id);
+        r = evc_step_done(e->store, st);
+        if (r < 0)
+                return r;
+        sqlite3_finalize(TAKE_PTR(st));
+        r = evc_prepare(e->store, "DELETE FROM expected_pcrs WHERE device_id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, device_id);
+        r = evc_step_done(e->store, st);
+        if (r < 0)
+                return r;
+        sqlite3_finalize(TAKE_PTR(st));
+        for (unsigned i = 0; i < EVC_PCR_MAX; i++) {
+                if (!(v->quoted & (1U << i)))
+                        continue;
+                r = evc_prepare(e->store, "INSERT INTO baseline (device_id, pcr, value) VALUES (?, ?, ?)", &st);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_int64(st, 1, device_id);
+                sqlite3_bind_int(st, 2, (int) i);
+                sqlite3_bind_blob(st, 3, v->pcrs.value[i], 32, SQLITE_TRANSIENT);
+                r = evc_step_done(e->store, st);
+                if (r < 0)
+                        return r;
+                sqlite3_finalize(TAKE_PTR(st));
+        }
+        (void) evc_event(e->store, device_id, have ? "baseline updated by announced upgrade" : "baseline recorded");
+        return 1;
+}
+
+static int store_last_pcrs(Evc *e, int64_t device_id, const Verdict *v) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        uint8_t blob[4 + EVC_PCR_MAX * 32];
+        int r;
+
+        /* quoted mask (LE) ‖ 24 values; what 'evc baseline accept' adopts. */
+        for (unsigned i = 0; i < 4; i++)
+                blob[i] = (uint8_t) (v->quoted >> (8 * i));
+        memcpy(blob + 4, v->pcrs.value, EVC_PCR_MAX * 32);
+        r = evc_prepare(e->store, "UPDATE devices SET last_pcrs = ? WHERE id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_blob(st, 1, blob, sizeof blob, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, device_id);
+        return evc_step_done(e->store, st);
+}
+
+static unsigned attest_quote(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAttestReq *req, EvcReply *reply) {
+        Org__Lfedge__Eve__Attest__ZAttestResponse resp = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE__INIT;
+        Org__Lfedge__Eve__Attest__ZAttestQuoteResp qr = ORG__LFEDGE__EVE__ATTEST__ZATTEST_QUOTE_RESP__INIT;
+        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t ak = NULL;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        Org__Lfedge__Eve__Attest__AttestVolumeKey *keys[EVC_ESCROW_KEYS_MAX] = {};
+        size_t n_keys = 0;
+        const Org__Lfedge__Eve__Attest__ZAttestQuote *q = req->quote;
+        uint8_t token[EVC_TOKEN_SIZE];
+        const char *why = NULL, *result;
+        EvcQuoteInfo info;
+        Verdict v = {};
+        bool nonce_ok, nonce_expired;
+        int r, trusted = 0;
+        unsigned status;
+
+        CLEANUP_ERASE(token);
+        r = evc_tx_begin(e->store);
+        if (r < 0)
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
+
+        r = evc_prepare(e->store, "SELECT attest_pem FROM devices WHERE id = ?", &st);
+        if (r < 0)
+                goto fail;
+        sqlite3_bind_int64(st, 1, d->id);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                goto fail;
+        if (sqlite3_column_type(st, 0) == SQLITE_NULL ||
+            evc_load_crt_pem(sqlite3_column_text(st, 0), (size_t) sqlite3_column_bytes(st, 0), &ak) < 0)
+                verdict(&v, Q_NOCERT, "no attestation certificate stored");
+        sqlite3_finalize(TAKE_PTR(st));
+
+        if (v.code == 0 && (!q || q->attestdata.len == 0 || q->signature.len == 0))
+                verdict(&v, Q_FAILED, "empty quote (a device without TPM gets nothing here)");
+        if (v.code == 0 && evc_tpms_attest_parse(q->attestdata.data, q->attestdata.len, &info, &why) < 0)
+                verdict(&v, Q_FAILED, "attestData: %s", why);
+        if (v.code == 0) {
+                r = nonce_take(e, d->id, info.extra_data, info.extra_data_size, &nonce_ok, &nonce_expired);
+                if (r < 0)
+                        goto fail;
+                if (!nonce_ok)
+                        verdict(&v, Q_NONCE, nonce_expired ? "nonce expired" : "nonce unknown or already used");
+        }
+        if (v.code == 0)
+                (void) check_quote(e, ak, q, &info, &v);
+        if (v.code == Q_SUCCESS && d->revoked)
+                verdict(&v, Q_FAILED, "device is revoked");
+        if (v.code == Q_SUCCESS && streq(d->trust, "untrusted"))
+                verdict(&v, Q_FAILED, "device is untrusted until an admin runs 'evc baseline accept' or "
+                        "'evc upgrade expect'");
+        if (v.code == Q_SUCCESS) {
+                r = store_last_pcrs(e, d->id, &v);
+                if (r < 0)
+                        goto fail;
+                trusted = check_baseline(e, d->id, &v);
+                if (trusted < 0)
+                        goto fail;
+                if (!trusted) {
+                        v.code = Q_FAILED;
+                        r = device_set(e, d->id, "trust = 'untrusted', trust_reason = ?1, itoken = NULL", v.why);
+                        if (r < 0)
+                                goto fail;
+                }
+        }
+        if (v.code == Q_SUCCESS) {
+                r = evc_random(token, sizeof token);
+                if (r < 0)
+                        goto fail;
+                r = evc_prepare(e->store,
+                                "UPDATE devices SET trust = 'trusted', trust_reason = NULL, itoken = ? WHERE id = ?",
+                                &st);
+                if (r < 0)
+                        goto fail;
+                sqlite3_bind_blob(st, 1, token, sizeof token, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(st, 2, d->id);
+                r = evc_step_done(e->store, st);
+                if (r < 0)
+                        goto fail;
+                sqlite3_finalize(TAKE_PTR(st));
+
+                r = evc_prepare(e->store, "SELECT key_msg FROM escrow WHERE device_id = ? ORDER BY seq", &st);
+                if (r < 0)
+                        goto fail;
+                sqlite3_bind_int64(st, 1, d->id);
+                while (sqlite3_step(st) == SQLITE_ROW && n_keys < ELEMENTSOF(keys)) {
+                        r = PROTO_UNPACK(&org__lfedge__eve__attest__attest_volume_key__descriptor,
+                                         sqlite3_column_blob(st, 0), (size_t) sqlite3_column_bytes(st, 0), 64 * 1024,
+                                         &keys[n_keys]);
+                        if (r < 0)
+                                log_warning("Stored escrow of %s does not parse, skipping.", d->uuid);
+                        else
+                                n_keys++;
+                }
+                sqlite3_finalize(TAKE_PTR(st));
+                qr.integrity_token = (ProtobufCBinaryData) { .len = sizeof token, .data = token };
+                qr.n_keys = n_keys;
+                qr.keys = keys;
+        } else {
+                /* Any failed attestation withdraws the current token: config needs a new good quote. */
+                r = device_set(e, d->id, "itoken = NULL", NULL);
+                if (r < 0)
+                        goto fail;
+        }
+        result = v.code == Q_SUCCESS ? "SUCCESS" :
+                 v.code == Q_NONCE   ? "NONCE_MISMATCH" :
+                 v.code == Q_NOCERT  ? "NO_CERT_FOUND" :
+                                       "QUOTE_FAILED";
+        r = evc_prepare(e->store, "UPDATE devices SET last_attest = ?, last_result = ? WHERE id = ?", &st);
+        if (r < 0)
+                goto fail;
+        {
+                _cleanup_free_ char *text = NULL;
+                if (asprintf(&text, "%s: %s", result, v.why) < 0)
+                        goto fail;
+                sqlite3_bind_int64(st, 1, (int64_t) time(NULL));
+                sqlite3_bind_text(st, 2, text, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(st, 3, d->id);
+                r = evc_step_done(e->store, st);
+                if (r < 0)
+                        goto fail;
+                (void) evc_event(e->store, d->id, text);
+        }
+        r = evc_tx_commit(e->store);
+        if (r < 0)
+                goto fail;
+        if (v.code == Q_SUCCESS)
+                log_info("Device %s attested; %zu escrowed key(s) released.", d->uuid, n_keys);
+        else
+                log_notice("Device %s: %s (%s).", d->uuid, result, v.why);
+
+        qr.response = v.code;
+        resp.resptype = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESP_TYPE__ATTEST_RESP_QUOTE_RESP;
+        resp.quoteresp = &qr;
+        status = reply_attest(e, &resp, reply);
+        for (size_t i = 0; i < n_keys; i++)
+                proto_free(keys[i]);
+        return status;
+fail:
+        for (size_t i = 0; i < n_keys; i++)
+                proto_free(keys[i]);
+        evc_tx_rollback(e->store);
+        return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "QUOTE: store failure");
+}
+
+/* ---- STORE_KEYS ---- */
+
+static unsigned attest_store_keys(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAttestReq *req,
+                EvcReply *reply) {
+        Org__Lfedge__Eve__Attest__ZAttestResponse resp = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE__INIT;
+        Org__Lfedge__Eve__Attest__AttestStorageKeysResp kr = ORG__LFEDGE__EVE__ATTEST__ATTEST_STORAGE_KEYS_RESP__INIT;
+        const Org__Lfedge__Eve__Attest__AttestStorageKeys *sk = req->storage_keys;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        bool ok = false;
+        int r;
+
+        if (!sk)
+                return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "STORE_KEYS without storage_keys");
+        if (sk->n_keys > EVC_ESCROW_KEYS_MAX)
+                return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "STORE_KEYS with %zu keys", sk->n_keys);
+        for (size_t i = 0; i < sk->n_keys; i++)
+                if (sk->keys[i]->key.len == 0 || sk->keys[i]->key.len > 4096)
+                        return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "STORE_KEYS: key %zu empty or too large", i);
+
+        r = evc_tx_begin(e->store);
+        if (r < 0)
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
+        r = evc_prepare(e->store, "SELECT itoken, revoked, trust FROM devices WHERE id = ?", &st);
+        if (r < 0)
+                goto fail;
+        sqlite3_bind_int64(st, 1, d->id);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                goto fail;
+        ok = sqlite3_column_bytes(st, 0) == EVC_TOKEN_SIZE && sk->integrity_token.len == EVC_TOKEN_SIZE &&
+             memeq_secure(sqlite3_column_blob(st, 0), sk->integrity_token.data, EVC_TOKEN_SIZE) &&
+             sqlite3_column_int(st, 1) == 0 && streq_ptr((const char *) sqlite3_column_text(st, 2), "trusted");
+        sqlite3_finalize(TAKE_PTR(st));
+
+        if (ok) {
+                r = evc_prepare(e->store, "DELETE FROM escrow WHERE device_id = ?", &st);
+                if (r < 0)
+                        goto fail;
+                sqlite3_bind_int64(st, 1, d->id);
+                r = evc_step_done(e->store, st);
+                if (r < 0)
+                        goto fail;
+                sqlite3_finalize(TAKE_PTR(st));
+                for (size_t i = 0; i < sk->n_keys; i++) {
+                        _cleanup_free_ uint8_t *packed = NULL;
+                        size_t n;
+
+                        r = PROTO_PACK(sk->keys[i], &packed, &n);
+                        if (r < 0)
+                                goto fail;
+                        r = evc_prepare(e->store,
+                                        "INSERT INTO escrow (device_id, seq, key_msg, stored) VALUES (?, ?, ?, ?)",
+                                        &st);
+                        if (r < 0)
+                                goto fail;
+                        sqlite3_bind_int64(st, 1, d->id);
+                        sqlite3_bind_int64(st, 2, (int64_t) i);
+                        sqlite3_bind_blob(st, 3, packed, (int) n, SQLITE_TRANSIENT);
+                        sqlite3_bind_int64(st, 4, (int64_t) time(NULL));
+                        r = evc_step_done(e->store, st);
+                        if (r < 0)
+                                goto fail;
+                        sqlite3_finalize(TAKE_PTR(st));
+                }
+                (void) evc_event(e->store, d->id, "escrow stored");
+        }
+        r = evc_tx_commit(e->store);
+        if (r < 0)
+                goto fail;
+        if (!ok)
+                log_notice("Device %s: STORE_KEYS with a wrong or stale integrity token.", d->uuid);
+        kr.response = ok ? ORG__LFEDGE__EVE__ATTEST__ATTEST_STORAGE_KEYS_RESPONSE_CODE__ATTEST_STORAGE_KEYS_RESPONSE_CODE_SUCCESS
+                         : ORG__LFEDGE__EVE__ATTEST__ATTEST_STORAGE_KEYS_RESPONSE_CODE__ATTEST_STORAGE_KEYS_RESPONSE_CODE_ITOKEN_MISMATCH;
+        resp.resptype = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESP_TYPE__Z_ATTEST_RESP_TYPE_STORE_KEYS;
+        resp.storage_keys_resp = &kr;
+        return reply_attest(e, &resp, reply);
+fail:
+        evc_tx_rollback(e->store);
+        return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "STORE_KEYS: store failure");
+}
+
+unsigned evc_handle_attest(Evc *e, const char *uuid, const uint8_t *body, size_t n, EvcReply *reply) {
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Auth__AuthContainer *ac = NULL;
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Attest__ZAttestReq *req = NULL;
+        _cleanup_(evc_device_done) EvcDevice d = {};
+        unsigned s;
+
+        s = evc_authenticate(e, body, n, uuid, &d, &ac, reply);
+        if (s)
+                return s;
+        if (PROTO_UNPACK(&org__lfedge__eve__attest__zattest_req__descriptor, ac->protectedpayload->payload.data,
+                         ac->protectedpayload->payload.len, e->body_max, &req) < 0)
+                return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "ZAttestReq does not parse");
+        switch (req->reqtype) {
+        case ORG__LFEDGE__EVE__ATTEST__ZATTEST_REQ_TYPE__ATTEST_REQ_CERT:
+                return attest_cert(e, &d, req, reply);
+        case ORG__LFEDGE__EVE__ATTEST__ZATTEST_REQ_TYPE__ATTEST_REQ_NONCE:
+                return attest_nonce(e, &d, reply);
+        case ORG__LFEDGE__EVE__ATTEST__ZATTEST_REQ_TYPE__ATTEST_REQ_QUOTE:
+                return attest_quote(e, &d, req, reply);
+        case ORG__LFEDGE__EVE__ATTEST__ZATTEST_REQ_TYPE__Z_ATTEST_REQ_TYPE_STORE_KEYS:
+                return attest_store_keys(e, &d, req, reply);
+        default:
+                return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "unknown attest request type %d", req->reqtype);
+        }
+}

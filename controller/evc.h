@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* evc.h: the controller's one owning context (keys, certificates, store) and its entry points. */
+#pragma once
+
+#include "evc-crypto.h"
+#include "evc-store.h"
+
+#define EVC_BODY_MAX_DEFAULT (256 * 1024)
+#define EVC_NONCE_TTL_DEFAULT_MS 60000U
+#define EVC_NONCE_SIZE 32
+#define EVC_TOKEN_SIZE 32
+#define EVC_ESCROW_KEYS_MAX 16
+
+typedef struct Evc {
+        char *dir;
+        EvcStore *store;
+        gnutls_x509_crt_t root_crt, signing_crt, ecdh_crt;
+        gnutls_x509_privkey_t signing_key, ecdh_key;
+        uint8_t *signing_pem, *ecdh_pem, *tls_pem, *tls_key_pem;
+        size_t signing_pem_size, ecdh_pem_size, tls_pem_size, tls_key_pem_size;
+        uint8_t signing_hash[EVC_SHA256_SIZE]; /* SHA-256 of signing.pem: our AuthContainer sender hash */
+        uint8_t ecdh_hash[16];                 /* certHash of our ECDH ZCert */
+        uint8_t *db_key;                       /* 32 bytes, secret memory: seals secrets in the store */
+        unsigned nonce_ttl_ms;
+        size_t body_max;
+} Evc;
+
+/* Creates DIR with the root CA, signing, ECDH and TLS certificates, the key directory and the database. */
+int evc_init_dir(const char *dir);
+/* Loads an initialised DIR (opens and migrates the store). */
+int evc_load(const char *dir, Evc **ret);
+Evc *evc_free(Evc *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Evc *, evc_free);
+
+/* The HTTPS server; returns on SIGTERM/SIGINT. port_file, when set, receives the bound port. */
+int evc_serve(Evc *e, const char *listen, const char *port_file);
+
+/* Device lookup by UUID, certificate-hash prefix or serial. Returns the row id, -ENOENT. */
+int64_t evc_device_find(Evc *e, const char *what);
+/* Adds a device from its certificate (pre-registration); returns the new UUID in ret_uuid. */
+int evc_device_add(Evc *e, const char *cert_pem, size_t n, const char *serial, char **ret_uuid);
+/* Invalidates the cached config of a device (after any change that affects it). */
+int evc_config_invalidate(Evc *e, int64_t device_id);
+/* Seals / unseals a secret value for the store under keys/db.key. */
+int evc_secret_seal(Evc *e, const char *value, uint8_t **ret, size_t *ret_size);
+int evc_secret_unseal(Evc *e, const uint8_t *sealed, size_t n, char **ret);
+int evc_uuid_new(char ret[static 37]);
+int64_t evc_now_ms(void);

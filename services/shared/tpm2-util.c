@@ -547,6 +547,25 @@ int tpm2_persistent_public_marshal(Tpm2Context *c, uint32_t handle, uint8_t **re
         return 0;
 }
 
+int tpm2_srk_serialize(Tpm2Context *c, bool create, uint8_t **ret, size_t *ret_size) {
+        uint8_t *buf = NULL;
+        size_t size = 0;
+        ESYS_TR srk;
+        TSS2_RC rc;
+        int r;
+
+        r = srk_get(c, create, &srk);
+        if (r < 0)
+                return r;
+        rc = Esys_TR_Serialize(c->esys, srk, &buf, &size);
+        if (rc != TSS2_RC_SUCCESS)
+                return tpm2_fail(c, rc, "Serializing the SRK (Esys_TR_Serialize)");
+        /* Esys allocates with calloc(); hand out plain malloc memory the caller frees with free(). */
+        *ret = buf;
+        *ret_size = size;
+        return 0;
+}
+
 int tpm2_key_evict(Tpm2Context *c, Tpm2Key k) {
         _cleanup_(tpm2_handle_done) Tpm2Handle h = TPM2_HANDLE_NULL;
         ESYS_TR out = ESYS_TR_NONE;

@@ -75,6 +75,9 @@ int tpm2_key_ensure(Tpm2Context *c, Tpm2Key k, bool create, Tpm2EccPoint *ret_pu
 /* The key's public area as a marshalled TPM2B_PUBLIC (what tpm2_checkquote -u and EVE's TPM2_PUBLIC metadata
  * take). Works for the EK handles too. */
 int tpm2_persistent_public_marshal(Tpm2Context *c, uint32_t handle, uint8_t **ret, size_t *ret_size);
+/* The SRK (0x81000001) as Esys_TR_Serialize() writes it (handle, name, public area): systemd's tpm2_srk token
+ * field. Creates the SRK first when missing and create is true. Free *ret with free(). */
+int tpm2_srk_serialize(Tpm2Context *c, bool create, uint8_t **ret, size_t *ret_size);
 /* Removes one of our persistent keys (EvictControl). For tests and re-provisioning; never the SRK or an EK. */
 int tpm2_key_evict(Tpm2Context *c, Tpm2Key k);
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* evc-verifier.c: POST /id/<uuid>/attest: CERT, NONCE, QUOTE, STORE_KEYS (DESIGN.md "Reference controller").
  * Protocol results travel in the body (HTTP 201); HTTP errors only for malformed or unauthenticated requests. */
+#include <math.h>
 #include <microhttpd.h>
 #include <time.h>
 
@@ -417,7 +418,8 @@ static unsigned attest_quote(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAt
         const char *why = NULL, *result;
         EvcQuoteInfo info;
         Verdict v = {};
-        bool nonce_ok, nonce_expired;
+        bool nonce_ok, nonce_expired, location_lock, have_location;
+        double lat, lon;
         int r, trusted = 0;
         unsigned status;
 
@@ -426,12 +428,19 @@ static unsigned attest_quote(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAt
         if (r < 0)
                 return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
 
-        r = evc_prepare(e->store, "SELECT attest_pem FROM devices WHERE id = ?", &st);
+        r = evc_prepare(e->store,
+                        "SELECT attest_pem, location_lock, location_lat IS NOT NULL, location_lat, location_lon "
+                        "FROM devices WHERE id = ?",
+                        &st);
         if (r < 0)
                 goto fail;
         sqlite3_bind_int64(st, 1, d->id);
         if (sqlite3_step(st) != SQLITE_ROW)
                 goto fail;
+        location_lock = sqlite3_column_int(st, 1);
+        have_location = sqlite3_column_int(st, 2);
+        lat = sqlite3_column_double(st, 3);
+        lon = sqlite3_column_double(st, 4);
         if (sqlite3_column_type(st, 0) == SQLITE_NULL ||
             evc_load_crt_pem(sqlite3_column_text(st, 0), (size_t) sqlite3_column_bytes(st, 0), &ak) < 0)
                 verdict(&v, Q_NOCERT, "no attestation certificate stored");
@@ -452,6 +461,29 @@ static unsigned attest_quote(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAt
                 (void) check_quote(e, ak, q, &info, &v);
         if (v.code == Q_SUCCESS && d->revoked)
                 verdict(&v, Q_FAILED, "device is revoked");
+        if (v.code == Q_SUCCESS && location_lock) {
+                /* Location lock: the first location reported after the lock went on is frozen; a device reporting
+                 * none, or one more than ~1 km away, gets nothing. */
+                const Org__Lfedge__Eve__Attest__AttestGPSCoordinates *g = q->gps_info;
+                if (!g || g->gps_input != ORG__LFEDGE__EVE__ATTEST__ATTEST_GPSINPUT__ATTEST_GPS_INPUT_PRESENT ||
+                    !(g->latitude >= -90 && g->latitude <= 90) || !(g->longitude >= -180 && g->longitude <= 180))
+                        verdict(&v, Q_FAILED, "location lock is on and the quote reports no location");
+                else if (!have_location) {
+                        r = evc_prepare(e->store, "UPDATE devices SET location_lat = ?, location_lon = ? WHERE id = ?",
+                                        &st);
+                        if (r < 0)
+                                goto fail;
+                        sqlite3_bind_double(st, 1, g->latitude);
+                        sqlite3_bind_double(st, 2, g->longitude);
+                        sqlite3_bind_int64(st, 3, d->id);
+                        r = evc_step_done(e->store, st);
+                        if (r < 0)
+                                goto fail;
+                        sqlite3_finalize(TAKE_PTR(st));
+                } else if (fabs(g->latitude - lat) > 0.01 || fabs(g->longitude - lon) > 0.01)
+                        verdict(&v, Q_FAILED, "location lock: device moved from %.4f,%.4f to %.4f,%.4f", lat, lon,
+                                g->latitude, g->longitude);
+        }
         if (v.code == Q_SUCCESS && streq(d->trust, "untrusted"))
                 verdict(&v, Q_FAILED, "device is untrusted until an admin runs 'evc baseline accept' or "
                         "'evc upgrade expect'");

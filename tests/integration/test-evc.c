@@ -287,6 +287,8 @@ typedef struct Dev {
         uint8_t token[32];
         size_t token_size;
         uint8_t pcr[24][32]; /* what this device reports */
+        bool gps;
+        double lat, lon;
 } Dev;
 
 static char *read_text(const char *path) {
@@ -577,15 +579,56 @@ static void sign_der(gnutls_x509_privkey_t key, const uint8_t *p, size_t n, gnut
         gnutls_privkey_deinit(pk);
 }
 
-/* Sends a quote over PCRs 0–15 with the given nonce; returns the response code, the token and keys in *ret. */
-static int send_quote(Srv *s, Dev *d, const uint8_t *nonce, size_t nonce_size, QuoteFlaw flaw,
-                Org__Lfedge__Eve__Attest__ZAttestResponse **ret) {
+/* Posts a quote (attestData + DER signature) with the reported PCRs 0–23 and the event log. */
+static int post_quote(Srv *s, Dev *d, const uint8_t *att, size_t att_n, const uint8_t *sig, size_t sig_n,
+                uint8_t reported[24][32], const Bytes *gz, Org__Lfedge__Eve__Attest__ZAttestResponse **ret) {
         Org__Lfedge__Eve__Attest__ZAttestReq req = ORG__LFEDGE__EVE__ATTEST__ZATTEST_REQ__INIT;
         Org__Lfedge__Eve__Attest__ZAttestQuote q = ORG__LFEDGE__EVE__ATTEST__ZATTEST_QUOTE__INIT;
         Org__Lfedge__Eve__Attest__TpmPCRValue v[24], *vp[24];
+        Org__Lfedge__Eve__Attest__AttestGPSCoordinates gps = ORG__LFEDGE__EVE__ATTEST__ATTEST_GPSCOORDINATES__INIT;
+
+        for (unsigned i = 0; i < 24; i++) {
+                v[i] = (Org__Lfedge__Eve__Attest__TpmPCRValue) ORG__LFEDGE__EVE__ATTEST__TPM_PCRVALUE__INIT;
+                v[i].index = i;
+                v[i].hash_algo = ORG__LFEDGE__EVE__ATTEST__TPM_HASH_ALGO__TPM_HASH_ALGO_SHA256;
+                v[i].value = (ProtobufCBinaryData) { .len = 32, .data = reported[i] };
+                vp[i] = &v[i];
+        }
+        q.attestdata = (ProtobufCBinaryData) { .len = att_n, .data = (uint8_t *) att };
+        q.signature = (ProtobufCBinaryData) { .len = sig_n, .data = (uint8_t *) sig };
+        q.n_pcr_values = 24;
+        q.pcr_values = vp;
+        if (gz)
+                q.tpm_binary_event_log = (ProtobufCBinaryData) { .len = gz->n, .data = (uint8_t *) gz->b };
+        if (d->gps) {
+                gps.gps_input = ORG__LFEDGE__EVE__ATTEST__ATTEST_GPSINPUT__ATTEST_GPS_INPUT_PRESENT;
+                gps.latitude = d->lat;
+                gps.longitude = d->lon;
+                q.gps_info = &gps;
+        }
+        req.reqtype = ORG__LFEDGE__EVE__ATTEST__ZATTEST_REQ_TYPE__ATTEST_REQ_QUOTE;
+        req.quote = &q;
+        ASSERT_EQ(attest(s, d, &req, ret), 201);
+        ASSERT_EQ((*ret)->resptype, ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESP_TYPE__ATTEST_RESP_QUOTE_RESP);
+        ASSERT_NOT_NULL((*ret)->quoteresp);
+        if ((*ret)->quoteresp->response == ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE_CODE__Z_ATTEST_RESPONSE_CODE_SUCCESS) {
+                ASSERT_EQ((*ret)->quoteresp->integrity_token.len, 32);
+                memcpy(d->token, (*ret)->quoteresp->integrity_token.data, 32);
+                d->token_size = 32;
+        } else {
+                ASSERT_EQ((*ret)->quoteresp->integrity_token.len, 0);
+                ASSERT_EQ((*ret)->quoteresp->n_keys, 0);
+        }
+        return (*ret)->quoteresp->response;
+}
+
+/* Sends a quote over PCRs 0–15 with the given nonce; returns the response code, the token and keys in *ret. */
+static int send_quote(Srv *s, Dev *d, const uint8_t *nonce, size_t nonce_size, QuoteFlaw flaw,
+                Org__Lfedge__Eve__Attest__ZAttestResponse **ret) {
         Bytes att = {}, gz = {};
         uint8_t concat[16 * 32], digest[32], reported[24][32];
         gnutls_datum_t sig = {};
+        int code;
 
         make_eventlog(d, 0, &gz);
         memcpy(reported, d->pcr, sizeof reported);
@@ -624,33 +667,9 @@ static int send_quote(Srv *s, Dev *d, const uint8_t *nonce, size_t nonce_size, Q
         put(&att, digest, 32);
 
         sign_der(flaw == FLAW_SIGNATURE ? d->key : d->ak_key, att.b, att.n, &sig);
-        for (unsigned i = 0; i < 24; i++) {
-                v[i] = (Org__Lfedge__Eve__Attest__TpmPCRValue) ORG__LFEDGE__EVE__ATTEST__TPM_PCRVALUE__INIT;
-                v[i].index = i;
-                v[i].hash_algo = ORG__LFEDGE__EVE__ATTEST__TPM_HASH_ALGO__TPM_HASH_ALGO_SHA256;
-                v[i].value = (ProtobufCBinaryData) { .len = 32, .data = reported[i] };
-                vp[i] = &v[i];
-        }
-        q.attestdata = (ProtobufCBinaryData) { .len = att.n, .data = att.b };
-        q.signature = (ProtobufCBinaryData) { .len = sig.size, .data = sig.data };
-        q.n_pcr_values = 24;
-        q.pcr_values = vp;
-        q.tpm_binary_event_log = (ProtobufCBinaryData) { .len = gz.n, .data = gz.b };
-        req.reqtype = ORG__LFEDGE__EVE__ATTEST__ZATTEST_REQ_TYPE__ATTEST_REQ_QUOTE;
-        req.quote = &q;
-        ASSERT_EQ(attest(s, d, &req, ret), 201);
+        code = post_quote(s, d, att.b, att.n, sig.data, sig.size, reported, &gz, ret);
         gnutls_free(sig.data);
-        ASSERT_EQ((*ret)->resptype, ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESP_TYPE__ATTEST_RESP_QUOTE_RESP);
-        ASSERT_NOT_NULL((*ret)->quoteresp);
-        if ((*ret)->quoteresp->response == ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE_CODE__Z_ATTEST_RESPONSE_CODE_SUCCESS) {
-                ASSERT_EQ((*ret)->quoteresp->integrity_token.len, 32);
-                memcpy(d->token, (*ret)->quoteresp->integrity_token.data, 32);
-                d->token_size = 32;
-        } else {
-                ASSERT_EQ((*ret)->quoteresp->integrity_token.len, 0);
-                ASSERT_EQ((*ret)->quoteresp->n_keys, 0);
-        }
-        return (*ret)->quoteresp->response;
+        return code;
 }
 
 #define Q_SUCCESS ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE_CODE__Z_ATTEST_RESPONSE_CODE_SUCCESS
@@ -1072,6 +1091,135 @@ TEST(evc_revoked_device_gets_nothing) {
         ASSERT_EQ(attest_once(s, d, FLAW_NONE, &keys), Q_FAILED);
         ASSERT_EQ(keys, 0);
         ASSERT_EQ(get_config(s, d, NULL, d->token, 32, &c), 403);
+}
+
+TEST(evc_location_lock) {
+        Srv *s = srv_start(NULL);
+        Dev *d = dev_new();
+        size_t keys;
+
+        fetch_certs(s);
+        dev_onboard(s, d, "SN-L");
+        ASSERT_EQ(send_certs(s, d, d->ak_pem), 201);
+        ASSERT_EQ(attest_once(s, d, FLAW_NONE, NULL), Q_SUCCESS);
+        ASSERT_EQ(store_keys(s, d, d->token, 32, "vault-key"),
+                  ORG__LFEDGE__EVE__ATTEST__ATTEST_STORAGE_KEYS_RESPONSE_CODE__ATTEST_STORAGE_KEYS_RESPONSE_CODE_SUCCESS);
+        ASSERT_EQ(EVC(s, NULL, "location-lock", "on", d->uuid), 0);
+        /* No location: nothing. The first location is frozen; a move of ~50 km is refused; back home is fine. */
+        ASSERT_EQ(attest_once(s, d, FLAW_NONE, &keys), Q_FAILED);
+        d->gps = true;
+        d->lat = 48.1;
+        d->lon = 11.5;
+        ASSERT_EQ(attest_once(s, d, FLAW_NONE, &keys), Q_SUCCESS);
+        ASSERT_EQ(keys, 1);
+        d->lat = 48.5;
+        ASSERT_EQ(attest_once(s, d, FLAW_NONE, &keys), Q_FAILED);
+        d->lat = 48.1001;
+        ASSERT_EQ(attest_once(s, d, FLAW_NONE, &keys), Q_SUCCESS);
+        ASSERT_EQ(EVC(s, NULL, "location-lock", "off", d->uuid), 0);
+        d->gps = false;
+        ASSERT_EQ(attest_once(s, d, FLAW_NONE, &keys), Q_SUCCESS);
+}
+
+/* A real TPM quote: swtpm, a restricted ECDSA P-256 signing key created as a primary (as EVE creates its quote
+ * key), its certificate issued by the device key, PCRs 0 and 4 extended with the event log's digests. */
+static int tpm2(const Swtpm *t, char *out_unused, ...) {
+        char *argv[32];
+        size_t n = 0;
+        va_list ap;
+        const char *a;
+
+        va_start(ap, out_unused);
+        a = va_arg(ap, const char *);
+        argv[n++] = (char *) a;
+        argv[n++] = (char *) "-T";
+        argv[n++] = t->tcti;
+        while ((a = va_arg(ap, const char *)) && n < 30)
+                argv[n++] = (char *) a;
+        va_end(ap);
+        argv[n] = NULL;
+        return test_run(argv, NULL);
+}
+#define TPM2(t, ...) tpm2(t, NULL, __VA_ARGS__, NULL)
+
+TEST(evc_swtpm_quote) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        Srv *s = srv_start(NULL);
+        Dev *d = dev_new();
+        _cleanup_free_ char *ctx = NULL, *akpub = NULL, *akcert = NULL, *tmpl = NULL, *msg = NULL, *sig = NULL,
+                            *pcrs = NULL, *devkey = NULL, *ak_pem = NULL, *nonce_hex = NULL;
+        _cleanup_free_ uint8_t *att = NULL, *sigb = NULL, *pcrb = NULL;
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Attest__ZAttestResponse *resp = NULL, *resp2 = NULL;
+        size_t att_n, sig_n, pcr_n;
+        uint8_t nonce[32], reported[24][32];
+        Bytes gz = {};
+
+        if (access("/usr/bin/tpm2_quote", X_OK) < 0)
+                TEST_SKIP("tpm2-tools not installed");
+        ASSERT_OK(asprintf(&ctx, "%s/ak.ctx", t->dir));
+        ASSERT_OK(asprintf(&akpub, "%s/ak.pub.pem", t->dir));
+        ASSERT_OK(asprintf(&akcert, "%s/ak.crt.pem", t->dir));
+        ASSERT_OK(asprintf(&tmpl, "%s/ak.tmpl", t->dir));
+        ASSERT_OK(asprintf(&msg, "%s/quote.msg", t->dir));
+        ASSERT_OK(asprintf(&sig, "%s/quote.sig", t->dir));
+        ASSERT_OK(asprintf(&pcrs, "%s/pcrs.bin", t->dir));
+        ASSERT_OK(asprintf(&devkey, "%.*s-key.pem", (int) (strlen(d->cert_path) - 4), d->cert_path));
+
+        /* Firmware-like measurements, the same digests make_eventlog() logs (tag 0). */
+        ASSERT_EQ(TPM2(t, "tpm2_pcrextend",
+                       "0:sha256=1010101010101010101010101010101010101010101010101010101010101010"), 0);
+        ASSERT_EQ(TPM2(t, "tpm2_pcrextend",
+                       "0:sha256=2020202020202020202020202020202020202020202020202020202020202020"), 0);
+        ASSERT_EQ(TPM2(t, "tpm2_pcrextend",
+                       "4:sha256=3030303030303030303030303030303030303030303030303030303030303030"), 0);
+        ASSERT_EQ(TPM2(t, "tpm2_pcrextend",
+                       "8:sha256=8888888888888888888888888888888888888888888888888888888888888888"), 0);
+
+        ASSERT_EQ(TPM2(t, "tpm2_createprimary", "-C", "o", "-G", "ecc256:ecdsa-sha256:null", "-a",
+                       "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign|noda", "-c", ctx),
+                  0);
+        ASSERT_EQ(TPM2(t, "tpm2_flushcontext", "-t"), 0);
+        ASSERT_EQ(TPM2(t, "tpm2_readpublic", "-c", ctx, "-f", "pem", "-o", akpub), 0);
+        ASSERT_EQ(TPM2(t, "tpm2_flushcontext", "-t"), 0);
+        {
+                _cleanup_fclose_ FILE *f = fopen(tmpl, "we");
+                ASSERT_NOT_NULL(f);
+                fputs("cn = \"Device Attestation certificate\"\nsigning_key\nexpiration_days = 2\n", f);
+        }
+        char *certtool[] = { (char *) "certtool", (char *) "--generate-certificate", (char *) "--load-pubkey", akpub,
+                             (char *) "--load-ca-certificate", d->cert_path, (char *) "--load-ca-privkey", devkey,
+                             (char *) "--template", tmpl, (char *) "--outfile", akcert, NULL };
+        ASSERT_EQ(test_run(certtool, NULL), 0);
+        ak_pem = read_text(akcert);
+
+        fetch_certs(s);
+        dev_onboard(s, d, "SN-T");
+        ASSERT_EQ(send_certs(s, d, ak_pem), 201);
+
+        get_nonce(s, d, nonce);
+        nonce_hex = hex_encode(nonce, sizeof nonce);
+        ASSERT_EQ(TPM2(t, "tpm2_pcrread", "sha256:0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23",
+                       "-o", pcrs),
+                  0);
+        ASSERT_EQ(TPM2(t, "tpm2_quote", "-c", ctx, "-l", "sha256:0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15", "-q",
+                       nonce_hex, "-m", msg, "-s", sig, "-f", "plain", "-g", "sha256"),
+                  0);
+        ASSERT_EQ(TPM2(t, "tpm2_flushcontext", "-t"), 0);
+        ASSERT_OK(evc_read_file(msg, &att, &att_n));
+        ASSERT_OK(evc_read_file(sig, &sigb, &sig_n));
+        ASSERT_OK(evc_read_file(pcrs, &pcrb, &pcr_n));
+        ASSERT_EQ(pcr_n, sizeof reported);
+        ASSERT_EQ(sigb[0], 0x30); /* "plain" ECDSA from tpm2-tools is DER, as EVE sends it */
+        memcpy(reported, pcrb, sizeof reported);
+
+        make_eventlog(d, 0, &gz);
+        /* The log replays to what the TPM holds. */
+        ASSERT_MEMEQ(d->pcr[0], 32, reported[0], 32);
+        ASSERT_MEMEQ(d->pcr[4], 32, reported[4], 32);
+        ASSERT_EQ(post_quote(s, d, att, att_n, sigb, sig_n, reported, &gz, &resp), Q_SUCCESS);
+
+        /* The same TPM quote again: the nonce is spent. */
+        ASSERT_EQ(post_quote(s, d, att, att_n, sigb, sig_n, reported, &gz, &resp2), Q_NONCE);
 }
 
 TEST(evc_kill9_leaves_a_store_that_opens) {

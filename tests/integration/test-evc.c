@@ -4,6 +4,7 @@
  * TPMS_ATTEST structures built here (same bytes a TPM2_Quote produces, signed by a software attestation key),
  * with a gzip crypto-agile event log that replays to the reported PCRs 0 and 4. */
 #include <curl/curl.h>
+#include <json-c/json.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -1220,6 +1221,60 @@ TEST(evc_swtpm_quote) {
 
         /* The same TPM quote again: the nonce is spent. */
         ASSERT_EQ(post_quote(s, d, att, att_n, sigb, sig_n, reported, &gz, &resp2), Q_NONCE);
+}
+
+TEST(evc_admin_json_and_errors) {
+        Srv *s = srv_start(NULL);
+        Dev *d = dev_new();
+        _cleanup_free_ char *out = NULL, *hexv = NULL, *arg = NULL;
+        json_object *j, *v;
+
+        fetch_certs(s);
+        dev_onboard(s, d, "SN-J");
+        ASSERT_EQ(send_certs(s, d, d->ak_pem), 201);
+        ASSERT_EQ(attest_once(s, d, FLAW_NONE, NULL), Q_SUCCESS);
+        ASSERT_EQ(EVC(s, NULL, "secret", "set", "SN-J", "db", "--kind", "datastore", "--value", "s3cr3t-value"), 0);
+
+        ASSERT_EQ(EVC(s, &out, "device", "list", "--json"), 0);
+        j = json_tokener_parse(out);
+        ASSERT_NOT_NULL(j);
+        ASSERT_EQ(json_object_array_length(j), 1);
+        ASSERT_TRUE(json_object_object_get_ex(json_object_array_get_idx(j, 0), "uuid", &v));
+        ASSERT_STREQ(json_object_get_string(v), d->uuid);
+        ASSERT_TRUE(json_object_object_get_ex(json_object_array_get_idx(j, 0), "trust", &v));
+        ASSERT_STREQ(json_object_get_string(v), "trusted");
+        json_object_put(j);
+        free(out);
+        out = NULL;
+
+        /* Secret values are never printed. */
+        ASSERT_EQ(EVC(s, &out, "secret", "list", "SN-J", "--json"), 0);
+        ASSERT_NULL(strstr(out, "s3cr3t-value"));
+        j = json_tokener_parse(out);
+        ASSERT_NOT_NULL(j);
+        ASSERT_TRUE(json_object_object_get_ex(json_object_array_get_idx(j, 0), "kind", &v));
+        ASSERT_STREQ(json_object_get_string(v), "datastore");
+        json_object_put(j);
+        free(out);
+        out = NULL;
+
+        ASSERT_EQ(EVC(s, &out, "baseline", "show", d->uuid, "--json"), 0);
+        j = json_tokener_parse(out);
+        ASSERT_NOT_NULL(j);
+        ASSERT_TRUE(json_object_object_get_ex(j, "baseline", &v));
+        ASSERT_EQ(json_object_object_length(v), 16);
+        hexv = hex_encode(d->pcr[7], 32);
+        ASSERT_STREQ(json_object_get_string(json_object_object_get(v, "7")), hexv);
+        json_object_put(j);
+
+        /* Bad input is an error with a message, not a crash. */
+        ASSERT_NE(EVC(s, NULL, "device", "show", "no-such-device"), 0);
+        ASSERT_NE(EVC(s, NULL, "upgrade", "expect", d->uuid, "--pcr", "24=00"), 0);
+        ASSERT_OK(asprintf(&arg, "3=%s", "abcd"));
+        ASSERT_NE(EVC(s, NULL, "upgrade", "expect", d->uuid, "--pcr", arg), 0);
+        ASSERT_NE(EVC(s, NULL, "secret", "set", d->uuid, "x", "--kind", "ftp", "--value", "v"), 0);
+        ASSERT_NE(EVC(s, NULL, "frobnicate"), 0);
+        ASSERT_NE(EVC(s, NULL, "init"), 0); /* already initialised */
 }
 
 TEST(evc_kill9_leaves_a_store_that_opens) {

@@ -1277,6 +1277,68 @@ TEST(evc_admin_json_and_errors) {
         ASSERT_NE(EVC(s, NULL, "init"), 0); /* already initialised */
 }
 
+/* Correctly signed envelopes around random payloads, and quotes with random attestData signed by the real
+ * attestation key: every answer is a status, never a crash, and the server keeps serving. */
+TEST(evc_random_payloads_never_crash) {
+        Srv *s = srv_start(NULL);
+        Dev *d = dev_new();
+        static const char *const actions[] = { "attest", "config", "info", "uuid" };
+        unsigned seed = 12345;
+
+        fetch_certs(s);
+        dev_onboard(s, d, "SN-F");
+        ASSERT_EQ(send_certs(s, d, d->ak_pem), 201);
+        for (unsigned i = 0; i < 200; i++) {
+                Org__Lfedge__Eve__Auth__AuthContainer ac = ORG__LFEDGE__EVE__AUTH__AUTH_CONTAINER__INIT;
+                Org__Lfedge__Eve__Auth__AuthBody body = ORG__LFEDGE__EVE__AUTH__AUTH_BODY__INIT;
+                _cleanup_free_ uint8_t *packed = NULL;
+                _cleanup_free_ char *path = NULL;
+                uint8_t payload[512], sig[64];
+                size_t n = (size_t) rand_r(&seed) % sizeof payload, pn;
+                const char *action = actions[i % ELEMENTSOF(actions)];
+
+                for (size_t k = 0; k < n; k++)
+                        payload[k] = (uint8_t) rand_r(&seed);
+                /* Half of them start like a ZAttestReq/ConfigRequest field to get past the first byte. */
+                if (n > 2 && i % 2 == 0) {
+                        payload[0] = 0x08;
+                        payload[1] = (uint8_t) (rand_r(&seed) % 6);
+                }
+                ASSERT_OK(evc_sign_raw(d->key, payload, n, sig));
+                body.payload = (ProtobufCBinaryData) { .len = n, .data = payload };
+                ac.protectedpayload = &body;
+                ac.algo = ORG__LFEDGE__EVE__COMMON__HASH_ALGORITHM__HASH_ALGORITHM_SHA256_32BYTES;
+                ac.sendercerthash = (ProtobufCBinaryData) { .len = 32, .data = d->hash };
+                ac.signaturehash = (ProtobufCBinaryData) { .len = 64, .data = sig };
+                ASSERT_OK(PROTO_PACK(&ac, &packed, &pn));
+                if (streq(action, "uuid"))
+                        path = strdup("uuid");
+                else
+                        ASSERT_OK(asprintf(&path, "id/%s/%s", d->uuid, action));
+                _cleanup_(resp_done) Resp r = http(s, path, packed, pn, NULL);
+                ASSERT_TRUE(r.status == 200 || r.status == 201 || r.status == 304 || r.status == 400 ||
+                            r.status == 403 || r.status == 404 || r.status == 422);
+        }
+        for (unsigned i = 0; i < 50; i++) {
+                _cleanup_(proto_freep) Org__Lfedge__Eve__Attest__ZAttestResponse *resp = NULL;
+                uint8_t att[160], nonce[32];
+                gnutls_datum_t sig = {};
+                size_t n = 1 + (size_t) rand_r(&seed) % sizeof att;
+
+                get_nonce(s, d, nonce);
+                for (size_t k = 0; k < n; k++)
+                        att[k] = (uint8_t) rand_r(&seed);
+                if (n > 6) { /* past the magic and type, into the variable part */
+                        memcpy(att, "\xff\x54\x43\x47\x80\x18", 6);
+                }
+                sign_der(d->ak_key, att, n, &sig);
+                ASSERT_EQ(post_quote(s, d, att, n, sig.data, sig.size, d->pcr, NULL, &resp), Q_FAILED);
+                gnutls_free(sig.data);
+        }
+        /* Still serving, and a good quote still works. */
+        ASSERT_EQ(attest_once(s, d, FLAW_NONE, NULL), Q_SUCCESS);
+}
+
 TEST(evc_kill9_leaves_a_store_that_opens) {
         Srv *s = srv_start(NULL);
         Dev *d = dev_new();

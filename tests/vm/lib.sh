@@ -23,7 +23,10 @@ die() {
 
 # vm_image: sets $image, building it when its inputs changed.
 vm_image() {
-        local t0=$SECONDS
+        local t0=$SECONDS t
+        for t in qemu-img qemu-system-x86_64 swtpm mkosi; do
+                command -v "$t" >/dev/null || die "$t not found: run tools/install-deps --vm"
+        done
         image=$("$src/tools/vm-image" ${build:+"$build"}) || die "the node image could not be built (above)"
         echo "# image $image ready in $((SECONDS - t0)) s"
 }

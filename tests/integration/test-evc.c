@@ -37,6 +37,7 @@ typedef struct Srv {
         gnutls_x509_crt_t ecdh;
         uint8_t signing_hash[32];
         uint8_t ecdh_hash[16];
+        CURL *curl; /* kept: connections are reused, as the node's client does */
 } Srv;
 
 static char *evc_path(void) {
@@ -101,6 +102,8 @@ static int srv_stop(void *p) {
                 }
                 s->pid = 0;
         }
+        if (s->curl)
+                curl_easy_cleanup(s->curl);
         if (s->signing)
                 gnutls_x509_crt_deinit(s->signing);
         if (s->ecdh)
@@ -175,9 +178,13 @@ static Resp http(Srv *s, const char *path, const void *body, size_t n, const cha
         struct curl_slist *h = NULL;
         Resp r = {};
         char *ct = NULL;
-        CURL *c = curl_easy_init();
+        CURL *c;
 
+        if (!s->curl)
+                s->curl = curl_easy_init();
+        c = s->curl;
         ASSERT_NOT_NULL(c);
+        curl_easy_reset(c);
         ASSERT_OK(asprintf(&url, "https://127.0.0.1:%u/api/v2/edgedevice/%s", s->port, path));
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_CAINFO, s->root_pem);
@@ -203,7 +210,6 @@ static Resp http(Srv *s, const char *path, const void *body, size_t n, const cha
         curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
         r.ctype = ct ? strdup(ct) : NULL;
         curl_slist_free_all(h);
-        curl_easy_cleanup(c);
         return r;
 }
 

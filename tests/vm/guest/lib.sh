@@ -42,6 +42,6 @@ wait_booted() {
         s=$(timeout 120 systemctl is-system-running --wait 2>/dev/null)
         note "system state: $s, uptime $(cut -d' ' -f1 /proc/uptime) s"
         note "$(systemd-analyze time 2>/dev/null | head -n1)"
-        note "slowest units: $(systemd-analyze blame --no-pager 2>/dev/null | head -n5 | awk '{printf "%s %s, ", $2, $1}')"
+        note "slowest units: $(systemd-analyze blame --no-pager 2>/dev/null | grep -v '\.device$' | head -n8 | awk '{printf "%s %s, ", $2, $1}')"
         [ "$s" = running ] || [ "$s" = degraded ]
 }

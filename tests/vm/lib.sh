@@ -27,7 +27,7 @@ vm_image() {
         for t in qemu-img qemu-system-x86_64 swtpm mkosi; do
                 command -v "$t" >/dev/null || die "$t not found: run tools/install-deps --vm"
         done
-        image=$("$src/tools/vm-image" ${build:+"$build"}) || die "the node image could not be built (above)"
+        image=$("$src/tools/vm-image" --no-rebuild ${build:+"$build"}) || die "the node image could not be built (above)"
         echo "# image $image ready in $((SECONDS - t0)) s"
 }
 

@@ -35,7 +35,12 @@ char *test_mkdtemp(const char *prefix) {
         return p;
 }
 
-pid_t test_spawn(char *const argv[], const char *log_path, int extra_fd) {
+#define FD_INHERIT (-2) /* for fork_exec(): keep ours */
+#define FD_NULL (-1)    /* for fork_exec(): /dev/null */
+
+/* Forks and executes argv[0] (searched in $PATH) with stdin from /dev/null and stdout/stderr as given. The child
+ * dies with us (PR_SET_PDEATHSIG) and keeps keep_fd (when ≥ 0) open across exec. */
+static pid_t fork_exec(char *const argv[], int out_fd, int err_fd, int keep_fd) {
         pid_t parent = getpid(), pid;
 
         fflush(stdout);
@@ -44,31 +49,37 @@ pid_t test_spawn(char *const argv[], const char *log_path, int extra_fd) {
         if (pid < 0)
                 return -errno;
         if (pid == 0) {
-                int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
-                /* Die with the test, whatever kills it. */
                 (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
                 if (getppid() != parent)
                         _exit(127);
-                if (null >= 0)
-                        (void) dup2(null, STDIN_FILENO);
-                if (log_path) {
-                        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-                        if (fd >= 0) {
-                                (void) dup2(fd, STDOUT_FILENO);
-                                (void) dup2(fd, STDERR_FILENO);
-                        }
-                }
-                if (extra_fd >= 0) {
-                        int fl = fcntl(extra_fd, F_GETFD);
+                (void) dup2(null, STDIN_FILENO);
+                if (out_fd != FD_INHERIT)
+                        (void) dup2(out_fd == FD_NULL ? null : out_fd, STDOUT_FILENO);
+                if (err_fd != FD_INHERIT)
+                        (void) dup2(err_fd == FD_NULL ? null : err_fd, STDERR_FILENO);
+                if (keep_fd >= 0) {
+                        int fl = fcntl(keep_fd, F_GETFD);
                         if (fl >= 0)
-                                (void) fcntl(extra_fd, F_SETFD, fl & ~FD_CLOEXEC);
+                                (void) fcntl(keep_fd, F_SETFD, fl & ~FD_CLOEXEC);
                 }
                 execvp(argv[0], argv);
                 fprintf(stderr, "exec %s: %m\n", argv[0]);
                 _exit(127);
         }
         return pid;
+}
+
+pid_t test_spawn(char *const argv[], const char *log_path, int extra_fd) {
+        _cleanup_close_ int fd = -EBADF;
+
+        if (log_path) {
+                fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                if (fd < 0)
+                        return -errno;
+        }
+        return fork_exec(argv, log_path ? fd : FD_INHERIT, log_path ? fd : FD_INHERIT, extra_fd);
 }
 
 /* Copies what a failed command wrote to stderr (kept in a memfd) to our stderr. */
@@ -94,24 +105,10 @@ int test_run(char *const argv[], char **out) {
                         return -errno;
                 rfd = pfd[0];
         }
-        fflush(stdout);
-        fflush(stderr);
-        pid = fork();
+        /* Quiet on success: stdout is captured or dropped, stderr is shown only when the command fails. */
+        pid = fork_exec(argv, out ? pfd[1] : FD_NULL, errfd >= 0 ? errfd : FD_INHERIT, -1);
         if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                /* Quiet on success: stdout is captured or dropped, stderr is shown only when the command fails. */
-                (void) dup2(out ? pfd[1] : null, STDOUT_FILENO);
-                (void) dup2(null, STDIN_FILENO);
-                if (errfd >= 0)
-                        (void) dup2(errfd, STDERR_FILENO);
-                execvp(argv[0], argv);
-                fprintf(stderr, "exec %s: %m\n", argv[0]);
-                _exit(127);
-        }
+                return pid;
         if (out) {
                 close(pfd[1]);
                 for (;;) {

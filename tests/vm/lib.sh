@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=bash
 # Host half of the VM tests (sourced by test-*.sh): builds or reuses the image (tools/vm-image), boots machines
 # (tools/vm-run) and checks the result lines the guest cases wrote ("ok NAME" / "fail NAME reason" / "# note",
 # then "end"). Ends with the project's closing line "<test>: N passed, N failed, N skipped".
@@ -27,7 +28,8 @@ vm_image() {
         for t in qemu-img qemu-system-x86_64 swtpm mkosi; do
                 command -v "$t" >/dev/null || die "$t not found: run tools/install-deps --vm"
         done
-        image=$("$src/tools/vm-image" --no-rebuild ${build:+"$build"}) || die "the node image could not be built (above)"
+        image=$("$src/tools/vm-image" --no-rebuild ${build:+"$build"}) ||
+                die "the node image could not be built (above)"
         echo "# image $image ready in $((SECONDS - t0)) s"
 }
 

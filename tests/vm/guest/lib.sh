@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=bash
 # Helpers for the guest test cases (sourced by run). Fd 3 is the results port.
 
 ok()   { echo "ok $1" >&3; echo "eve-vm-test: ok $1"; }
@@ -42,6 +43,7 @@ wait_booted() {
         s=$(timeout 120 systemctl is-system-running --wait 2>/dev/null)
         note "system state: $s, uptime $(cut -d' ' -f1 /proc/uptime) s"
         note "$(systemd-analyze time 2>/dev/null | head -n1)"
-        note "slowest units: $(systemd-analyze blame --no-pager 2>/dev/null | grep -v '\.device$' | head -n8 | awk '{printf "%s %s, ", $2, $1}')"
+        note "slowest units: $(systemd-analyze blame --no-pager 2>/dev/null | grep -v '\.device$' | head -n8 |
+                awk '{printf "%s %s, ", $2, $1}')"
         [ "$s" = running ] || [ "$s" = degraded ]
 }

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=bash
 # First boot: systemd up, TPM present and measured boot, dm-crypt usable.
 
 check booted wait_booted

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=bash
 # First of two boots on the same disk and TPM state (cases/reboot2.sh checks what this leaves behind).
 
 check booted wait_booted
@@ -14,6 +15,6 @@ check tpm-readpublic tpm2_readpublic -c 0x81000010 -n "$EVE_VM_STATE/primary.nam
 
 # PCRs as measured on this boot, and PCR 23 extended so the next boot can see it was reset.
 for i in 0 4 7; do pcr "$i"; done >"$EVE_VM_STATE/pcrs"
-check pcr23-extend tpm2_pcrextend 23:sha256=$(printf eve | sha256sum | cut -d' ' -f1)
+check pcr23-extend tpm2_pcrextend "23:sha256=$(printf eve | sha256sum | cut -d' ' -f1)"
 check pcr23-nonzero pcrs_nonzero 23
 sync

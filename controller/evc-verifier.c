@@ -294,6 +294,29 @@ static QuoteCode check_quote(Evc *e, gnutls_x509_crt_t ak, const Org__Lfedge__Ev
         return verdict(v, Q_SUCCESS, "ok");
 }
 
+/* Reads (pcr, value) rows of one device into values[], setting a bit in *ret_mask per valid row; rows with an
+ * index out of range or a value that is not 32 bytes are ignored. */
+static int load_pcr_table(Evc *e, const char *sql, int64_t device_id, uint8_t values[EVC_PCR_MAX][32],
+                          uint32_t *ret_mask) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        uint32_t mask = 0;
+        int r;
+
+        r = evc_prepare(e->store, sql, &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, device_id);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                int i = sqlite3_column_int(st, 0);
+                if (i >= 0 && i < EVC_PCR_MAX && sqlite3_column_bytes(st, 1) == 32) {
+                        memcpy(values[i], sqlite3_column_blob(st, 1), 32);
+                        mask |= 1U << i;
+                }
+        }
+        *ret_mask = mask;
+        return 0;
+}
+
 /* Compares the quoted PCRs with the baseline (recording it on the first good quote) and announced upgrades.
  * Returns 1 when trusted, 0 when not (reason in v), < 0 on store errors. Inside the caller's transaction. */
 static int check_baseline(Evc *e, int64_t device_id, Verdict *v) {
@@ -302,30 +325,13 @@ static int check_baseline(Evc *e, int64_t device_id, Verdict *v) {
         uint32_t have = 0, expected = 0, bad = 0;
         int r;
 
-        r = evc_prepare(e->store, "SELECT pcr, value FROM baseline WHERE device_id = ?", &st);
+        r = load_pcr_table(e, "SELECT pcr, value FROM baseline WHERE device_id = ?", device_id, base, &have);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, device_id);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-                int i = sqlite3_column_int(st, 0);
-                if (i >= 0 && i < EVC_PCR_MAX && sqlite3_column_bytes(st, 1) == 32) {
-                        memcpy(base[i], sqlite3_column_blob(st, 1), 32);
-                        have |= 1U << i;
-                }
-        }
-        sqlite3_finalize(TAKE_PTR(st));
-        r = evc_prepare(e->store, "SELECT pcr, value FROM expected_pcrs WHERE device_id = ?", &st);
+        r = load_pcr_table(e, "SELECT pcr, value FROM expected_pcrs WHERE device_id = ?", device_id, expect,
+                           &expected);
         if (r < 0)
                 return r;
-        sqlite3_bind_int64(st, 1, device_id);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-                int i = sqlite3_column_int(st, 0);
-                if (i >= 0 && i < EVC_PCR_MAX && sqlite3_column_bytes(st, 1) == 32) {
-                        memcpy(expect[i], sqlite3_column_blob(st, 1), 32);
-                        expected |= 1U << i;
-                }
-        }
-        sqlite3_finalize(TAKE_PTR(st));
 
         if (have != 0) {
                 for (unsigned i = 0; i < EVC_PCR_MAX; i++) {

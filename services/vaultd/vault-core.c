@@ -81,6 +81,21 @@ static int load_eve(struct crypt_device *cd, EveVaultToken *ret, int *ret_id, Va
         return 0;
 }
 
+/* Opens image as LUKS2 and reads its eve-vault token into ret->token; the reason for a refusal goes into ret. */
+static int open_vault(const char *image, struct crypt_device **ret_cd, int *ret_eve_id, VaultResult *ret) {
+        _cleanup_(luks2_crypt_freep) struct crypt_device *cd = NULL;
+        int r;
+
+        r = luks2_open(image, &cd);
+        if (r < 0)
+                return set_reason(ret, r, "cannot open %s as LUKS2: %s", image, strerror(-r));
+        r = load_eve(cd, &ret->token, ret_eve_id, ret);
+        if (r < 0)
+                return r;
+        *ret_cd = TAKE_PTR(cd);
+        return 0;
+}
+
 static int save_eve(struct crypt_device *cd, int id, const EveVaultToken *t) {
         _cleanup_free_ char *json = NULL;
         int r;
@@ -294,10 +309,7 @@ int vault_unlock(Tpm2Context *c, const char *image, const char *map_name, const 
         EveVaultToken *t = &ret->token;
         int r, eve_id, slot = -1;
 
-        r = luks2_open(image, &cd);
-        if (r < 0)
-                return set_reason(ret, r, "cannot open %s as LUKS2: %s", image, strerror(-r));
-        r = load_eve(cd, t, &eve_id, ret);
+        r = open_vault(image, &cd, &eve_id, ret);
         if (r < 0)
                 return r;
         r = recover_journal(cd, eve_id, t, ret);
@@ -368,10 +380,7 @@ int vault_rotate(Tpm2Context *c, const char *image, VaultResult *ret) {
         EveVaultToken *t = &ret->token;
         int r, eve_id, slot;
 
-        r = luks2_open(image, &cd);
-        if (r < 0)
-                return set_reason(ret, r, "cannot open %s as LUKS2: %s", image, strerror(-r));
-        r = load_eve(cd, t, &eve_id, ret);
+        r = open_vault(image, &cd, &eve_id, ret);
         if (r < 0)
                 return r;
         r = recover_journal(cd, eve_id, t, ret);
@@ -447,10 +456,7 @@ int vault_inspect(const char *image, VaultResult *ret) {
         _cleanup_(luks2_crypt_freep) struct crypt_device *cd = NULL;
         int r, eve_id;
 
-        r = luks2_open(image, &cd);
-        if (r < 0)
-                return set_reason(ret, r, "cannot open %s as LUKS2: %s", image, strerror(-r));
-        r = load_eve(cd, &ret->token, &eve_id, ret);
+        r = open_vault(image, &cd, &eve_id, ret);
         if (r < 0)
                 return r;
         ret->keyslots = luks2_keyslots_active(cd);

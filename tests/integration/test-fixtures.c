@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The fixtures themselves: each starts the real program, and leaves nothing behind (the test framework fails a
  * test that ends with a child process still around; the swtpm teardown fails on leftover TPM objects). */
-#include <pwd.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
@@ -82,31 +81,12 @@ static int request_name(const char *name) {
         return sd_bus_request_name(bus, name, 0);
 }
 
-/* Runs request_name() as uid "nobody" in a child; returns its result. */
-static int request_name_as_nobody(const char *name) {
-        struct passwd *pw = getpwnam("nobody");
-        int pfd[2], status, result = 0;
-        pid_t pid;
+static int request_name_cb(void *userdata) {
+        return request_name(userdata);
+}
 
-        ASSERT_NOT_NULL(pw);
-        ASSERT_OK(pipe(pfd));
-        pid = fork();
-        ASSERT_OK(pid);
-        if (pid == 0) {
-                int r;
-                close(pfd[0]);
-                if (setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
-                        r = -errno;
-                else
-                        r = request_name(name);
-                (void) !write(pfd[1], &r, sizeof r);
-                _exit(0);
-        }
-        close(pfd[1]);
-        ASSERT_EQ(read(pfd[0], &result, sizeof result), (ssize_t) sizeof result);
-        close(pfd[0]);
-        ASSERT_EQ(waitpid(pid, &status, 0), pid);
-        return result;
+static int request_name_as_nobody(const char *name) {
+        return test_call_as("nobody", request_name_cb, (void *) name);
 }
 
 TEST(private_bus_enforces_project_policy) {

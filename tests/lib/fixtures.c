@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -23,6 +25,32 @@ static uint64_t now_ms(void) {
 static void sleep_ms(unsigned ms) {
         struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000 };
         (void) nanosleep(&ts, NULL);
+}
+
+int test_call_as(const char *user, int (*fn)(void *userdata), void *userdata) {
+        struct passwd *pw = getpwnam(user);
+        int pfd[2], status, result = -EIO;
+        pid_t pid;
+
+        ASSERT_NOT_NULL(pw);
+        ASSERT_OK(pipe2(pfd, O_CLOEXEC));
+        pid = fork();
+        ASSERT_OK(pid);
+        if (pid == 0) {
+                int r;
+                if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+                        r = -errno;
+                else
+                        r = fn(userdata);
+                (void) !write(pfd[1], &r, sizeof r);
+                _exit(0);
+        }
+        close(pfd[1]);
+        if (read(pfd[0], &result, sizeof result) != (ssize_t) sizeof result)
+                result = -EIO;
+        close(pfd[0]);
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        return result;
 }
 
 char *test_mkdtemp(const char *prefix) {
@@ -389,6 +417,9 @@ PrivateBus *test_bus_start(const char *extra_conf_dir) {
                 abort();
         test_defer(bus_free, b);
         b->dir = test_mkdtemp("bus");
+        /* Tests call as other users too ("nobody"): they must reach the socket, so the bus policy decides. */
+        if (chmod(test_tmpdir(), 0755) < 0 || chmod(b->dir, 0755) < 0)
+                abort();
         policy_dir = test_srcpath("dbus");
         if (asprintf(&conf, "%s/bus.conf", b->dir) < 0)
                 abort();

@@ -20,6 +20,9 @@ int test_stop_process(pid_t pid, unsigned timeout_ms);
 int test_count_children(void);
 /* Waits until a unix socket accepts connections (a connect() succeeds), up to timeout_ms. */
 int test_wait_socket(const char *path, unsigned timeout_ms);
+/* Runs fn(userdata) in a forked child with the UID/GID (and supplementary groups) of user (e.g. "nobody");
+ * returns fn's int result, or -errno when the switch failed. For "unprivileged callers are denied" tests. */
+int test_call_as(const char *user, int (*fn)(void *userdata), void *userdata);
 /* A fresh directory under the binary's temporary directory, named after prefix. */
 char *test_mkdtemp(const char *prefix);
 

@@ -1,0 +1,9 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Placeholder until the service lands: the command says so and fails. */
+#include "evectl.h"
+#include "log.h"
+
+int verb_vault(int argc, char **argv) {
+        return log_error_errno(
+                        SYNTHETIC_ERRNO(EOPNOTSUPP), "evectl %s: not available in this build yet.", argv[0]);
+}

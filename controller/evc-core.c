@@ -28,6 +28,25 @@ int evc_uuid_new(char ret[static 37]) {
         return 0;
 }
 
+int evc_uuid_canonical(const char *s, char ret[static 37]) {
+        if (!s || strlen(s) != 36)
+                return -EINVAL;
+        for (size_t i = 0; i < 36; i++) {
+                if (i == 8 || i == 13 || i == 18 || i == 23) {
+                        if (s[i] != '-')
+                                return -EINVAL;
+                        ret[i] = '-';
+                } else if (s[i] >= '0' && s[i] <= '9')
+                        ret[i] = s[i];
+                else if ((s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F'))
+                        ret[i] = (char) (s[i] | 0x20);
+                else
+                        return -EINVAL;
+        }
+        ret[36] = 0;
+        return 0;
+}
+
 static char *path_join(const char *dir, const char *rel) {
         char *p;
         return asprintf(&p, "%s/%s", dir, rel) < 0 ? NULL : p;

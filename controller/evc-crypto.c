@@ -433,9 +433,16 @@ void evc_aes256_cfb_decrypt(const uint8_t key[static 32], const uint8_t iv[stati
         erase(&c, sizeof c);
 }
 
-#define GCM_NONCE 12
+#define GCM_NONCE EVC_GCM_NONCE_SIZE
 
-int evc_aead_seal(const uint8_t key[static 32], const void *plain, size_t n, uint8_t **ret, size_t *ret_size) {
+int evc_aead_seal_ad(
+                const uint8_t key[static 32],
+                const void *ad,
+                size_t ad_size,
+                const void *plain,
+                size_t n,
+                uint8_t **ret,
+                size_t *ret_size) {
         struct gcm_aes256_ctx c;
         uint8_t *out;
         int r;
@@ -452,6 +459,8 @@ int evc_aead_seal(const uint8_t key[static 32], const void *plain, size_t n, uin
         }
         gcm_aes256_set_key(&c, key);
         gcm_aes256_set_iv(&c, GCM_NONCE, out);
+        if (ad_size > 0)
+                gcm_aes256_update(&c, ad_size, ad);
         gcm_aes256_encrypt(&c, n, out + GCM_NONCE, plain);
         gcm_aes256_digest(&c, GCM_DIGEST_SIZE, out + GCM_NONCE + n);
         erase(&c, sizeof c);
@@ -460,7 +469,19 @@ int evc_aead_seal(const uint8_t key[static 32], const void *plain, size_t n, uin
         return 0;
 }
 
-int evc_aead_open(const uint8_t key[static 32], const void *sealed, size_t n, uint8_t **ret, size_t *ret_size) {
+int evc_aead_seal(
+                const uint8_t key[static 32], const void *plain, size_t n, uint8_t **ret, size_t *ret_size) {
+        return evc_aead_seal_ad(key, NULL, 0, plain, n, ret, ret_size);
+}
+
+int evc_aead_open_ad(
+                const uint8_t key[static 32],
+                const void *ad,
+                size_t ad_size,
+                const void *sealed,
+                size_t n,
+                uint8_t **ret,
+                size_t *ret_size) {
         struct gcm_aes256_ctx c;
         const uint8_t *in = sealed;
         uint8_t tag[GCM_DIGEST_SIZE];
@@ -475,6 +496,8 @@ int evc_aead_open(const uint8_t key[static 32], const void *sealed, size_t n, ui
                 return -ENOMEM;
         gcm_aes256_set_key(&c, key);
         gcm_aes256_set_iv(&c, GCM_NONCE, in);
+        if (ad_size > 0)
+                gcm_aes256_update(&c, ad_size, ad);
         gcm_aes256_decrypt(&c, m, out, in + GCM_NONCE);
         gcm_aes256_digest(&c, GCM_DIGEST_SIZE, tag);
         erase(&c, sizeof c);
@@ -486,4 +509,13 @@ int evc_aead_open(const uint8_t key[static 32], const void *sealed, size_t n, ui
         *ret = out;
         *ret_size = m;
         return 0;
+}
+
+int evc_aead_open(
+                const uint8_t key[static 32],
+                const void *sealed,
+                size_t n,
+                uint8_t **ret,
+                size_t *ret_size) {
+        return evc_aead_open_ad(key, NULL, 0, sealed, n, ret, ret_size);
 }

@@ -3,25 +3,12 @@
  * signatures (ECDSA P-256, raw r‖s), certificate chains, ECDH with P-256 (nettle), AES-256-CFB128/GCM, SHA-256. */
 #pragma once
 
-#include <gnutls/abstract.h>
-#include <gnutls/gnutls.h>
-#include <gnutls/x509.h>
-
+#include "crypto-util.h" /* the shared GnuTLS cleanup helpers */
 #include "macro.h"
 
 #define EVC_SHA256_SIZE 32
 #define EVC_ECDSA_RAW_SIZE 64
 
-DEFINE_TRIVIAL_CLEANUP_FUNC_VOID(gnutls_x509_crt_t, gnutls_x509_crt_deinit);
-DEFINE_TRIVIAL_CLEANUP_FUNC_VOID(gnutls_x509_privkey_t, gnutls_x509_privkey_deinit);
-DEFINE_TRIVIAL_CLEANUP_FUNC_VOID(gnutls_privkey_t, gnutls_privkey_deinit);
-DEFINE_TRIVIAL_CLEANUP_FUNC_VOID(gnutls_pubkey_t, gnutls_pubkey_deinit);
-
-static inline void gnutls_datum_freep(gnutls_datum_t *d) {
-        gnutls_free(d->data);
-        d->data = NULL;
-        d->size = 0;
-}
 #define _cleanup_datum_ _cleanup_(gnutls_datum_freep)
 
 void evc_sha256(const void *p, size_t n, uint8_t ret[static EVC_SHA256_SIZE]);
@@ -74,7 +61,26 @@ int evc_ecdh_raw(const uint8_t *k, size_t k_size, const uint8_t *x, size_t x_siz
 void evc_aes256_cfb_encrypt(const uint8_t key[static 32], const uint8_t iv[static 16], uint8_t *p, size_t n);
 void evc_aes256_cfb_decrypt(const uint8_t key[static 32], const uint8_t iv[static 16], uint8_t *p, size_t n);
 
-/* AES-256-GCM: the output is nonce(12) ‖ ciphertext ‖ tag(16), newly allocated. */
+/* AES-256-GCM with a random 12-byte nonce: the output is nonce(12) ‖ ciphertext ‖ tag(16), newly allocated.
+ * The _ad variants authenticate ad (additional data) too. */
+#define EVC_GCM_NONCE_SIZE 12
+#define EVC_GCM_TAG_SIZE 16
 int evc_aead_seal(const uint8_t key[static 32], const void *plain, size_t n, uint8_t **ret, size_t *ret_size);
+int evc_aead_seal_ad(
+                const uint8_t key[static 32],
+                const void *ad,
+                size_t ad_size,
+                const void *plain,
+                size_t n,
+                uint8_t **ret,
+                size_t *ret_size);
 /* Returns -EBADMSG if the tag does not verify. Output in secret memory (eve_secret_free), NUL-terminated. */
 int evc_aead_open(const uint8_t key[static 32], const void *sealed, size_t n, uint8_t **ret, size_t *ret_size);
+int evc_aead_open_ad(
+                const uint8_t key[static 32],
+                const void *ad,
+                size_t ad_size,
+                const void *sealed,
+                size_t n,
+                uint8_t **ret,
+                size_t *ret_size);

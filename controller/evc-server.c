@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* evc-server.c: the HTTPS API (libmicrohttpd + GnuTLS), AuthContainer checks, onboarding and config. The
  * attestation verifier is in evc-verifier.c. Every malformed request is a 4xx with its reason logged. */
+#include "evc-server.h"
+
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -13,9 +14,8 @@
 #include "certs.pb-c.h"
 #include "config.pb-c.h"
 #include "encoding.h"
-#include "eveuuid.pb-c.h"
 #include "evc-cipher.h"
-#include "evc-server.h"
+#include "eveuuid.pb-c.h"
 #include "info.pb-c.h"
 #include "log.h"
 #include "memory-util.h"
@@ -716,18 +716,6 @@ static enum MHD_Result queue(struct MHD_Connection *c, const EvcReply *r) {
         return k;
 }
 
-static bool valid_uuid(const char *s, size_t n) {
-        if (n != 36)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (i == 8 || i == 13 || i == 18 || i == 23) {
-                        if (s[i] != '-')
-                                return false;
-                } else if (!strchr("0123456789abcdefABCDEF", s[i]))
-                        return false;
-        return true;
-}
-
 static void route(Evc *e, const char *url, const char *method, const uint8_t *body, size_t n, EvcReply *reply) {
         const char *p;
 
@@ -749,14 +737,16 @@ static void route(Evc *e, const char *url, const char *method, const uint8_t *bo
                 handle_register(e, body, n, reply);
         else if (streq(p, "uuid"))
                 handle_uuid(e, body, n, reply);
-        else if (strncmp(p, "id/", 3) == 0 && strlen(p) > 3 + 36 && p[3 + 36] == '/' && valid_uuid(p + 3, 36)) {
-                char uuid[37];
+        else if (strncmp(p, "id/", 3) == 0 && strlen(p) > 3 + 36 && p[3 + 36] == '/') {
+                char raw[37], uuid[37];
                 const char *action = p + 3 + 37;
 
-                memcpy(uuid, p + 3, 36);
-                uuid[36] = 0;
-                for (char *q = uuid; *q; q++)
-                        *q = (char) tolower(*q);
+                memcpy(raw, p + 3, 36);
+                raw[36] = 0;
+                if (evc_uuid_canonical(raw, uuid) < 0) {
+                        evc_reject(reply, MHD_HTTP_NOT_FOUND, "no such endpoint POST %s", url);
+                        return;
+                }
                 if (streq(action, "attest"))
                         evc_handle_attest(e, uuid, body, n, reply);
                 else if (streq(action, "config"))

@@ -10,11 +10,12 @@ static const char *const migrations[] = {
         "CREATE TABLE devices ("
         "  id INTEGER PRIMARY KEY,"
         "  uuid TEXT NOT NULL UNIQUE,"
-        "  cert_hash BLOB NOT NULL UNIQUE,"      /* SHA-256 of the device certificate DER */
+        "  cert_hash BLOB NOT NULL UNIQUE," /* SHA-256 of the device certificate DER */
         "  cert_pem TEXT NOT NULL,"
         "  serial TEXT,"
         "  onboard_hash BLOB,"
-        "  registered INTEGER NOT NULL DEFAULT 0," /* 0: added by an admin, awaiting /register; 1: registered */
+        "  registered INTEGER NOT NULL DEFAULT 0," /* 0: added by an admin, awaiting /register; 1: registered
+                                                    */
         "  revoked INTEGER NOT NULL DEFAULT 0,"
         "  trust TEXT NOT NULL DEFAULT 'unknown'," /* unknown | trusted | untrusted */
         "  trust_reason TEXT,"
@@ -24,7 +25,7 @@ static const char *const migrations[] = {
         "  last_pcrs BLOB,"
         "  last_attest INTEGER, last_result TEXT,"
         "  info BLOB, info_time INTEGER,"
-        "  config_cache BLOB, config_hash TEXT,"  /* the built EdgeDevConfig and its hash, NULL = rebuild */
+        "  config_cache BLOB, config_hash TEXT," /* the built EdgeDevConfig and its hash, NULL = rebuild */
         "  config_version INTEGER NOT NULL DEFAULT 1,"
         "  baseos_version TEXT,"
         "  location_lock INTEGER NOT NULL DEFAULT 0, location_lat REAL, location_lon REAL,"
@@ -32,21 +33,21 @@ static const char *const migrations[] = {
         ");"
         "CREATE TABLE onboard_allow ("
         "  serial TEXT PRIMARY KEY,"
-        "  cert_hash BLOB NOT NULL,"              /* SHA-256 of the onboarding certificate DER */
+        "  cert_hash BLOB NOT NULL," /* SHA-256 of the onboarding certificate DER */
         "  cert_pem TEXT NOT NULL,"
         "  used_by INTEGER REFERENCES devices(id) ON DELETE SET NULL"
         ");"
         "CREATE TABLE nonces ("
         "  nonce BLOB PRIMARY KEY,"
         "  device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
-        "  expires INTEGER NOT NULL"               /* CLOCK_REALTIME, ms */
+        "  expires INTEGER NOT NULL" /* CLOCK_REALTIME, ms */
         ");"
         "CREATE TABLE baseline ("
         "  device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
         "  pcr INTEGER NOT NULL, value BLOB NOT NULL,"
         "  PRIMARY KEY (device_id, pcr)"
         ");"
-        "CREATE TABLE expected_pcrs ("            /* announced by 'evc upgrade expect' */
+        "CREATE TABLE expected_pcrs (" /* announced by 'evc upgrade expect' */
         "  device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
         "  pcr INTEGER NOT NULL, value BLOB NOT NULL,"
         "  PRIMARY KEY (device_id, pcr)"
@@ -54,14 +55,14 @@ static const char *const migrations[] = {
         "CREATE TABLE escrow ("
         "  device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
         "  seq INTEGER NOT NULL,"
-        "  key_msg BLOB NOT NULL,"                 /* serialized AttestVolumeKey as received */
+        "  key_msg BLOB NOT NULL," /* serialized AttestVolumeKey as received */
         "  stored INTEGER NOT NULL,"
         "  PRIMARY KEY (device_id, seq)"
         ");"
         "CREATE TABLE secrets ("
         "  device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
         "  name TEXT NOT NULL, kind TEXT NOT NULL,"
-        "  sealed BLOB NOT NULL,"                  /* AES-256-GCM under keys/db.key */
+        "  sealed BLOB NOT NULL," /* AES-256-GCM under keys/db.key */
         "  updated INTEGER NOT NULL,"
         "  PRIMARY KEY (device_id, name)"
         ");"
@@ -73,7 +74,18 @@ static const char *const migrations[] = {
         "CREATE TABLE events ("
         "  id INTEGER PRIMARY KEY, time INTEGER NOT NULL, device_id INTEGER, what TEXT NOT NULL"
         ");",
+        /* 1 → 2: controller-held shares of tpm+controller vaults, apart from the escrow a STORE_KEYS
+           replaces. */
+        "CREATE TABLE shares ("
+        "  device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
+        "  vault_uuid TEXT NOT NULL," /* lower case */
+        "  sealed BLOB NOT NULL,"     /* AES-256-GCM under keys/db.key, bound to both UUIDs */
+        "  created INTEGER NOT NULL,"
+        "  PRIMARY KEY (device_id, vault_uuid)"
+        ");",
 };
+
+_Static_assert(ELEMENTSOF(migrations) == EVC_SCHEMA_VERSION, "one migration per schema version");
 
 int evc_exec(EvcStore *s, const char *sql) {
         char *err = NULL;

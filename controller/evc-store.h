@@ -7,7 +7,7 @@
 
 #include "macro.h"
 
-#define EVC_SCHEMA_VERSION 1
+#define EVC_SCHEMA_VERSION 2
 
 typedef struct EvcStore {
         sqlite3 *db;

@@ -10,6 +10,8 @@
 #include "encoding.h"
 #include "evc-attest.h"
 #include "evc-server.h"
+#include "evc-share.h"
+#include "evetrust.pb-c.h"
 #include "log.h"
 #include "memory-util.h"
 #include "proto-util.h"
@@ -412,12 +414,151 @@ static int store_last_pcrs(Evc *e, int64_t device_id, const Verdict *v) {
         return evc_step_done(e->store, st);
 }
 
+/* ---- controller shares ---- */
+
+#define KT_SHARE_REQUEST ORG__EVE__TRUST__EVE_TRUST_VOLUME_KEY_TYPE__EVE_TRUST_CONTROLLER_SHARE_REQUEST
+#define KT_SHARE ORG__EVE__TRUST__EVE_TRUST_VOLUME_KEY_TYPE__EVE_TRUST_CONTROLLER_SHARE
+
+typedef struct StoredShare {
+        char vault[37];
+        uint8_t *sealed;
+        size_t size;
+} StoredShare;
+
+/* What a SUCCESS releases: the escrow entries as received, and the shares (still sealed for the store). */
+typedef struct Release {
+        size_t n_escrow, n_shares;
+        Org__Lfedge__Eve__Attest__AttestVolumeKey *escrow[EVC_ESCROW_KEYS_MAX];
+        StoredShare shares[EVC_SHARES_MAX];
+        uint8_t *ecdh_pem; /* the device's ECDH certificate, NULL when it sent none */
+        size_t ecdh_pem_size;
+        /* the response's keys: escrow[] then wire[] */
+        Org__Lfedge__Eve__Attest__AttestVolumeKey wire[EVC_SHARES_MAX];
+        size_t n_wire;
+        Org__Lfedge__Eve__Attest__AttestVolumeKey *keys[EVC_ESCROW_KEYS_MAX + EVC_SHARES_MAX];
+} Release;
+
+static void release_done(Release *rel) {
+        for (size_t i = 0; i < rel->n_escrow; i++)
+                proto_free(rel->escrow[i]);
+        for (size_t i = 0; i < rel->n_shares; i++)
+                free(rel->shares[i].sealed);
+        for (size_t i = 0; i < rel->n_wire; i++)
+                free(rel->wire[i].key.data);
+        free(rel->ecdh_pem);
+        *rel = (Release){};
+}
+
+/* Reads the escrow entries and the shares of a device (inside the caller's transaction). */
+static int release_load(Evc *e, const EvcDevice *d, Release *rel) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r;
+
+        r = evc_prepare(e->store, "SELECT key_msg FROM escrow WHERE device_id = ? ORDER BY seq", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, d->id);
+        while (sqlite3_step(st) == SQLITE_ROW && rel->n_escrow < EVC_ESCROW_KEYS_MAX) {
+                r =
+                                PROTO_UNPACK(&org__lfedge__eve__attest__attest_volume_key__descriptor,
+                                             sqlite3_column_blob(st, 0),
+                                             (size_t) sqlite3_column_bytes(st, 0),
+                                             64 * 1024,
+                                             &rel->escrow[rel->n_escrow]);
+                if (r < 0)
+                        log_warning("Stored escrow of %s does not parse, skipping.", d->uuid);
+                else
+                        rel->n_escrow++;
+        }
+        sqlite3_finalize(TAKE_PTR(st));
+
+        r = evc_prepare(e->store,
+                        "SELECT vault_uuid, sealed FROM shares WHERE device_id = ? ORDER BY vault_uuid",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, d->id);
+        while (sqlite3_step(st) == SQLITE_ROW && rel->n_shares < EVC_SHARES_MAX) {
+                StoredShare *sh = &rel->shares[rel->n_shares];
+
+                snprintf(sh->vault, sizeof sh->vault, "%s", (const char *) sqlite3_column_text(st, 0));
+                r = evc_column_blob(st, 1, &sh->sealed, &sh->size);
+                if (r < 0)
+                        return r;
+                rel->n_shares++;
+        }
+        sqlite3_finalize(TAKE_PTR(st));
+
+        r = evc_prepare(e->store, "SELECT ecdh_pem FROM devices WHERE id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, d->id);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return -ENOENT;
+        return evc_column_blob(st, 0, &rel->ecdh_pem, &rel->ecdh_pem_size);
+}
+
+/* Seals every share to the device's ECDH certificate and fills rel->keys. A share that cannot be sealed (no
+ * ECDH certificate, a row that does not open) is left out with a warning; the vault then stays locked. */
+static int release_seal(Evc *e, const EvcDevice *d, Release *rel, size_t *ret_n_keys) {
+        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t dev_ecdh = NULL;
+        uint8_t k[EVC_SHA256_SIZE];
+        size_t n = 0;
+        int r;
+
+        CLEANUP_ERASE(k);
+        for (size_t i = 0; i < rel->n_escrow; i++)
+                rel->keys[n++] = rel->escrow[i];
+        if (rel->n_shares > 0) {
+                if (!rel->ecdh_pem || evc_load_crt_pem(rel->ecdh_pem, rel->ecdh_pem_size, &dev_ecdh) < 0 ||
+                    evc_ecdh_key(e->ecdh_key, dev_ecdh, k) < 0) {
+                        log_warning("Device %s has %zu controller share(s) but no usable ECDH certificate: "
+                                    "none released.",
+                                    d->uuid,
+                                    rel->n_shares);
+                        goto done;
+                }
+        }
+        for (size_t i = 0; i < rel->n_shares; i++) {
+                _cleanup_(eve_secret_freep) uint8_t *share = NULL;
+                Org__Lfedge__Eve__Attest__AttestVolumeKey *w = &rel->wire[rel->n_wire];
+
+                r = evc_share_unseal(
+                                e,
+                                d->uuid,
+                                rel->shares[i].vault,
+                                rel->shares[i].sealed,
+                                rel->shares[i].size,
+                                &share);
+                if (r < 0) {
+                        log_warning("Controller share of vault %s (device %s) does not open (wrong "
+                                    "keys/db.key?), "
+                                    "not released.",
+                                    rel->shares[i].vault,
+                                    d->uuid);
+                        continue;
+                }
+                *w = (Org__Lfedge__Eve__Attest__AttestVolumeKey)
+                                ORG__LFEDGE__EVE__ATTEST__ATTEST_VOLUME_KEY__INIT;
+                w->key_type = (Org__Lfedge__Eve__Attest__AttestVolumeKeyType) KT_SHARE;
+                r = evc_share_seal_wire(
+                                k, e->ecdh_hash, rel->shares[i].vault, share, &w->key.data, &w->key.len);
+                if (r < 0)
+                        return r;
+                rel->keys[n++] = w;
+                rel->n_wire++;
+        }
+done:
+        *ret_n_keys = n;
+        return 0;
+}
+
 static unsigned attest_quote(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAttestReq *req, EvcReply *reply) {
         Org__Lfedge__Eve__Attest__ZAttestResponse resp = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE__INIT;
         Org__Lfedge__Eve__Attest__ZAttestQuoteResp qr = ORG__LFEDGE__EVE__ATTEST__ZATTEST_QUOTE_RESP__INIT;
         _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t ak = NULL;
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        Org__Lfedge__Eve__Attest__AttestVolumeKey *keys[EVC_ESCROW_KEYS_MAX] = {};
+        _cleanup_(release_done) Release rel = {};
         size_t n_keys = 0;
         const Org__Lfedge__Eve__Attest__ZAttestQuote *q = req->quote;
         uint8_t token[EVC_TOKEN_SIZE];
@@ -427,7 +568,6 @@ static unsigned attest_quote(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAt
         bool nonce_ok, nonce_expired, location_lock, have_location;
         double lat, lon;
         int r, trusted = 0;
-        unsigned status;
 
         CLEANUP_ERASE(token);
         r = evc_tx_begin(e->store);
@@ -523,23 +663,10 @@ static unsigned attest_quote(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAt
                         goto fail;
                 sqlite3_finalize(TAKE_PTR(st));
 
-                r = evc_prepare(e->store, "SELECT key_msg FROM escrow WHERE device_id = ? ORDER BY seq", &st);
+                r = release_load(e, d, &rel);
                 if (r < 0)
                         goto fail;
-                sqlite3_bind_int64(st, 1, d->id);
-                while (sqlite3_step(st) == SQLITE_ROW && n_keys < ELEMENTSOF(keys)) {
-                        r = PROTO_UNPACK(&org__lfedge__eve__attest__attest_volume_key__descriptor,
-                                         sqlite3_column_blob(st, 0), (size_t) sqlite3_column_bytes(st, 0), 64 * 1024,
-                                         &keys[n_keys]);
-                        if (r < 0)
-                                log_warning("Stored escrow of %s does not parse, skipping.", d->uuid);
-                        else
-                                n_keys++;
-                }
-                sqlite3_finalize(TAKE_PTR(st));
-                qr.integrity_token = (ProtobufCBinaryData) { .len = sizeof token, .data = token };
-                qr.n_keys = n_keys;
-                qr.keys = keys;
+                qr.integrity_token = (ProtobufCBinaryData){ .len = sizeof token, .data = token };
         } else {
                 /* Any failed attestation withdraws the current token: config needs a new good quote. */
                 r = device_set(e, d->id, "itoken = NULL", NULL);
@@ -568,26 +695,79 @@ static unsigned attest_quote(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAt
         r = evc_tx_commit(e->store);
         if (r < 0)
                 goto fail;
-        if (v.code == Q_SUCCESS)
-                log_info("Device %s attested; %zu escrowed key(s) released.", d->uuid, n_keys);
-        else
+        if (v.code == Q_SUCCESS) {
+                r = release_seal(e, d, &rel, &n_keys);
+                if (r < 0)
+                        return evc_reject(
+                                        reply, MHD_HTTP_SERVICE_UNAVAILABLE, "QUOTE: failed to seal shares");
+                qr.n_keys = n_keys;
+                qr.keys = rel.keys;
+                log_info("Device %s attested; %zu escrowed key(s) and %zu controller share(s) released.",
+                         d->uuid,
+                         rel.n_escrow,
+                         rel.n_wire);
+        } else
                 log_notice("Device %s: %s (%s).", d->uuid, result, v.why);
 
         qr.response = v.code;
         resp.resptype = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESP_TYPE__ATTEST_RESP_QUOTE_RESP;
         resp.quoteresp = &qr;
-        status = reply_attest(e, &resp, reply);
-        for (size_t i = 0; i < n_keys; i++)
-                proto_free(keys[i]);
-        return status;
+        return reply_attest(e, &resp, reply);
 fail:
-        for (size_t i = 0; i < n_keys; i++)
-                proto_free(keys[i]);
         evc_tx_rollback(e->store);
         return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "QUOTE: store failure");
 }
 
 /* ---- STORE_KEYS ---- */
+
+/* Creates the share of (device, vault) unless it exists. Inside the caller's transaction. Returns 1 when
+ * created, 0 when it existed, -E2BIG when the device holds EVC_SHARES_MAX shares already. */
+static int share_ensure(Evc *e, const EvcDevice *d, const char *vault) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ uint8_t *sealed = NULL;
+        _cleanup_free_ char *what = NULL;
+        size_t sealed_size;
+        int r;
+
+        r = evc_prepare(e->store,
+                        "SELECT count(*), coalesce(sum(vault_uuid = ?2), 0) FROM shares WHERE device_id = "
+                        "?1",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, d->id);
+        sqlite3_bind_text(st, 2, vault, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return -EIO;
+        if (sqlite3_column_int(st, 1) > 0)
+                return 0;
+        if (sqlite3_column_int(st, 0) >= EVC_SHARES_MAX)
+                return -E2BIG;
+        sqlite3_finalize(TAKE_PTR(st));
+
+        r = evc_share_new_sealed(e, d->uuid, vault, &sealed, &sealed_size);
+        if (r < 0)
+                return r;
+        r = evc_prepare(e->store,
+                        "INSERT INTO shares (device_id, vault_uuid, sealed, created) VALUES (?, ?, ?, ?)",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, d->id);
+        sqlite3_bind_text(st, 2, vault, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(st, 3, sealed, (int) sealed_size, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 4, (int64_t) time(NULL));
+        r = evc_step_done(e->store, st);
+        if (r < 0)
+                return r;
+        if (asprintf(&what, "controller share created for vault %s", vault) < 0)
+                return -ENOMEM;
+        r = evc_event(e->store, d->id, what);
+        if (r < 0)
+                return r;
+        log_info("Device %s: controller share created for vault %s.", d->uuid, vault);
+        return 1;
+}
 
 static unsigned attest_store_keys(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAttestReq *req,
                 EvcReply *reply) {
@@ -595,16 +775,57 @@ static unsigned attest_store_keys(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest
         Org__Lfedge__Eve__Attest__AttestStorageKeysResp kr = ORG__LFEDGE__EVE__ATTEST__ATTEST_STORAGE_KEYS_RESP__INIT;
         const Org__Lfedge__Eve__Attest__AttestStorageKeys *sk = req->storage_keys;
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char vaults[EVC_STORE_KEYS_MAX][37];
+        size_t n_vaults = 0, n_escrow = 0, seq = 0;
         bool ok = false;
         int r;
 
         if (!sk)
                 return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "STORE_KEYS without storage_keys");
-        if (sk->n_keys > EVC_ESCROW_KEYS_MAX)
+        if (sk->n_keys > EVC_STORE_KEYS_MAX)
                 return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "STORE_KEYS with %zu keys", sk->n_keys);
-        for (size_t i = 0; i < sk->n_keys; i++)
-                if (sk->keys[i]->key.len == 0 || sk->keys[i]->key.len > 4096)
-                        return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "STORE_KEYS: key %zu empty or too large", i);
+        /* Every entry is checked before anything is stored: a malformed one refuses the whole request. */
+        for (size_t i = 0; i < sk->n_keys; i++) {
+                const Org__Lfedge__Eve__Attest__AttestVolumeKey *k = sk->keys[i];
+                const char *why = NULL;
+                char vault[37];
+                bool dup = false;
+
+                if ((int) k->key_type == KT_SHARE)
+                        return evc_reject(
+                                        reply,
+                                        MHD_HTTP_UNPROCESSABLE_CONTENT,
+                                        "STORE_KEYS: key %zu has type %d, which only the controller sends",
+                                        i,
+                                        KT_SHARE);
+                if ((int) k->key_type == KT_SHARE_REQUEST) {
+                        if (evc_share_request_parse(k->key.data, k->key.len, vault, &why) < 0)
+                                return evc_reject(
+                                                reply,
+                                                MHD_HTTP_UNPROCESSABLE_CONTENT,
+                                                "STORE_KEYS: share request %zu refused: %s",
+                                                i,
+                                                why);
+                        for (size_t j = 0; j < n_vaults; j++)
+                                dup = dup || streq(vaults[j], vault);
+                        if (!dup)
+                                memcpy(vaults[n_vaults++], vault, sizeof vault);
+                        continue;
+                }
+                if (k->key.len == 0 || k->key.len > 4096)
+                        return evc_reject(
+                                        reply,
+                                        MHD_HTTP_UNPROCESSABLE_CONTENT,
+                                        "STORE_KEYS: key %zu empty or too large",
+                                        i);
+                n_escrow++;
+        }
+        if (n_escrow > EVC_ESCROW_KEYS_MAX)
+                return evc_reject(
+                                reply,
+                                MHD_HTTP_UNPROCESSABLE_CONTENT,
+                                "STORE_KEYS with %zu escrow entries",
+                                n_escrow);
 
         r = evc_tx_begin(e->store);
         if (r < 0)
@@ -621,6 +842,8 @@ static unsigned attest_store_keys(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest
         sqlite3_finalize(TAKE_PTR(st));
 
         if (ok) {
+                /* Escrow entries are replaced as a whole; shares stay (a later STORE_KEYS never drops one).
+                 */
                 r = evc_prepare(e->store, "DELETE FROM escrow WHERE device_id = ?", &st);
                 if (r < 0)
                         goto fail;
@@ -633,6 +856,8 @@ static unsigned attest_store_keys(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest
                         _cleanup_free_ uint8_t *packed = NULL;
                         size_t n;
 
+                        if ((int) sk->keys[i]->key_type == KT_SHARE_REQUEST)
+                                continue;
                         r = PROTO_PACK(sk->keys[i], &packed, &n);
                         if (r < 0)
                                 goto fail;
@@ -642,13 +867,27 @@ static unsigned attest_store_keys(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest
                         if (r < 0)
                                 goto fail;
                         sqlite3_bind_int64(st, 1, d->id);
-                        sqlite3_bind_int64(st, 2, (int64_t) i);
+                        sqlite3_bind_int64(st, 2, (int64_t) seq++);
                         sqlite3_bind_blob(st, 3, packed, (int) n, SQLITE_TRANSIENT);
                         sqlite3_bind_int64(st, 4, (int64_t) time(NULL));
                         r = evc_step_done(e->store, st);
                         if (r < 0)
                                 goto fail;
                         sqlite3_finalize(TAKE_PTR(st));
+                }
+                for (size_t i = 0; i < n_vaults; i++) {
+                        r = share_ensure(e, d, vaults[i]);
+                        if (r == -E2BIG) {
+                                evc_tx_rollback(e->store);
+                                return evc_reject(
+                                                reply,
+                                                MHD_HTTP_UNPROCESSABLE_CONTENT,
+                                                "STORE_KEYS: device %s holds %d controller shares already",
+                                                d->uuid,
+                                                EVC_SHARES_MAX);
+                        }
+                        if (r < 0)
+                                goto fail;
                 }
                 (void) evc_event(e->store, d->id, "escrow stored");
         }

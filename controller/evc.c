@@ -31,15 +31,21 @@ static bool arg_json = false;
 static int help(void) {
         printf("evc — eve-trust reference controller\n\n"
                "  evc init --dir DIR\n"
-               "  evc serve --dir DIR [--listen 127.0.0.1:PORT] [--port-file FILE] [--nonce-ttl SEC] [--body-max BYTES]\n"
-               "  evc device add --cert DEVICE.pem [--serial S] | list | show DEV | revoke DEV | reset-certs DEV\n"
+               "  evc serve --dir DIR [--listen 127.0.0.1:PORT] [--port-file FILE] [--nonce-ttl SEC] "
+               "[--body-max BYTES]\n"
+               "  evc device add --cert DEVICE.pem [--serial S] | list | show DEV | revoke DEV | "
+               "reset-certs DEV\n"
                "  evc onboard allow SERIAL --cert ONBOARD.pem\n"
                "  evc baseline show DEV | accept DEV\n"
                "  evc upgrade expect DEV --pcr N=HEX [--pcr …] [--baseos VERSION]\n"
                "  evc config set DEV [KEY=VALUE …] [--baseos VERSION]\n"
                "  evc secret set DEV NAME --kind wifi|datastore|cloudinit --value VALUE | list DEV\n"
-               "  evc location-lock on|off DEV\n\n"
-               "DIR defaults to $EVC_DIR. DEV is a UUID, serial or certificate-hash prefix. --json for machine output.\n");
+               "  evc location-lock on|off DEV\n"
+               "  evc share drop DEV VAULT_UUID   destroys the controller share of a tpm+controller vault:\n"
+               "                                  that vault can never be opened again (its data is "
+               "lost)\n\n"
+               "DIR defaults to $EVC_DIR. DEV is a UUID, serial or certificate-hash prefix. --json for "
+               "machine output.\n");
         return 0;
 }
 
@@ -275,6 +281,39 @@ static void print_info(sqlite3_stmt *st, int c, json_object *o) {
         printf("\n");
 }
 
+/* The controller shares a device holds: vault UUIDs and dates, never the values. */
+static int print_shares(Evc *e, int64_t id, json_object *o) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        json_object *arr = o ? json_object_new_array() : NULL;
+        char tb[32];
+        int r, n = 0;
+
+        r = evc_prepare(e->store,
+                        "SELECT vault_uuid, created FROM shares WHERE device_id = ? ORDER BY vault_uuid",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                if (arr) {
+                        json_object *s = json_object_new_object();
+                        json_object_object_add(s, "vault_uuid", jstr(col(st, 0)));
+                        json_object_object_add(
+                                        s, "created", json_object_new_int64(sqlite3_column_int64(st, 1)));
+                        json_object_array_add(arr, s);
+                        continue;
+                }
+                if (n++ == 0)
+                        printf("  controller shares (tpm+controller vaults):\n");
+                printf("    vault %s  created %s\n", col(st, 0), fmt_time(sqlite3_column_int64(st, 1), tb));
+        }
+        if (arr)
+                json_object_object_add(o, "controller_shares", arr);
+        else if (n == 0)
+                printf("  controller shares: none\n");
+        return 0;
+}
+
 static int device_show(Evc *e, const char *what) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int64_t id = evc_device_find(e, what);
@@ -292,6 +331,11 @@ static int device_show(Evc *e, const char *what) {
         if (arg_json) {
                 json_object *o = device_json(st);
                 print_info(st, 19, o);
+                r = print_shares(e, id, o);
+                if (r < 0) {
+                        json_object_put(o);
+                        return r;
+                }
                 return print_json(o);
         }
         printf("device %s\n  serial: %s\n  state: %s\n  trust: %s%s%s%s\n  certificate SHA-256: %s\n"
@@ -308,7 +352,7 @@ static int device_show(Evc *e, const char *what) {
                (long long) sqlite3_column_int64(st, 17), sqlite3_column_int(st, 14) ? "on" : "off", col(st, 15),
                fmt_time(sqlite3_column_int64(st, 13), tb2));
         print_info(st, 19, NULL);
-        return 0;
+        return print_shares(e, id, NULL);
 }
 
 /* Runs one UPDATE on a device inside a transaction, with an audit event; invalidates its cached config. */
@@ -696,6 +740,49 @@ fail:
         return r;
 }
 
+/* ---- controller shares ---- */
+
+static int verb_share(Evc *e, char **pos, size_t n) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *what = NULL;
+        char vault[37];
+        int64_t id;
+        int r;
+
+        if (n < 4 || !streq(pos[1], "drop"))
+                return log_error_errno(EINVAL, "Usage: evc share drop DEV VAULT_UUID");
+        id = evc_device_find(e, pos[2]);
+        if (id < 0)
+                return (int) id;
+        if (evc_uuid_canonical(pos[3], vault) < 0)
+                return log_error_errno(EINVAL, "\"%s\" is not a vault UUID.", pos[3]);
+        if (asprintf(&what, "controller share of vault %s destroyed by admin", vault) < 0)
+                return log_oom();
+        r = evc_tx_begin(e->store);
+        if (r < 0)
+                return r;
+        r = evc_prepare(e->store, "DELETE FROM shares WHERE device_id = ? AND vault_uuid = ?", &st);
+        if (r < 0)
+                goto fail;
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, vault, -1, SQLITE_TRANSIENT);
+        if ((r = evc_step_done(e->store, st)) < 0)
+                goto fail;
+        if (sqlite3_changes(e->store->db) == 0) {
+                r = log_error_errno(ENOENT, "This device holds no controller share for vault %s.", vault);
+                goto fail;
+        }
+        if ((r = evc_event(e->store, id, what)) < 0 || (r = evc_tx_commit(e->store)) < 0)
+                goto fail;
+        if (!arg_json)
+                printf("Controller share of vault %s destroyed: that vault can no longer be opened.\n",
+                       vault);
+        return 0;
+fail:
+        evc_tx_rollback(e->store);
+        return r;
+}
+
 static int verb_location_lock(Evc *e, char **pos, size_t n) {
         int64_t id;
 
@@ -753,6 +840,8 @@ static int run(int argc, char **argv) {
                 return verb_secret(e, pos, n);
         if (streq(pos[0], "location-lock"))
                 return verb_location_lock(e, pos, n);
+        if (streq(pos[0], "share"))
+                return verb_share(e, pos, n);
         return log_error_errno(EINVAL, "Unknown command \"%s\" (see --help).", pos[0]);
 }
 

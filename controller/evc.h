@@ -9,7 +9,9 @@
 #define EVC_NONCE_TTL_DEFAULT_MS 60000U
 #define EVC_NONCE_SIZE 32
 #define EVC_TOKEN_SIZE 32
-#define EVC_ESCROW_KEYS_MAX 16
+#define EVC_ESCROW_KEYS_MAX 16 /* escrow entries kept per device */
+#define EVC_SHARES_MAX 16      /* controller shares kept per device */
+#define EVC_STORE_KEYS_MAX (EVC_ESCROW_KEYS_MAX + EVC_SHARES_MAX)
 
 typedef struct Evc {
         char *dir;
@@ -45,4 +47,6 @@ int evc_config_invalidate(Evc *e, int64_t device_id);
 int evc_secret_seal(Evc *e, const char *value, uint8_t **ret, size_t *ret_size);
 int evc_secret_unseal(Evc *e, const uint8_t *sealed, size_t n, char **ret);
 int evc_uuid_new(char ret[static 37]);
+/* Checks the 8-4-4-4-12 hex form and writes it in lower case; -EINVAL otherwise. */
+int evc_uuid_canonical(const char *s, char ret[static 37]);
 int64_t evc_now_ms(void);

@@ -5,15 +5,19 @@
 #include <nettle/aes.h>
 #include <nettle/ecc-curve.h>
 #include <nettle/ecc.h>
+#include <nettle/gcm.h>
 #include <nettle/sha2.h>
 #include <zlib.h>
 
 #include "evc-attest.h"
 #include "evc-cipher.h"
 #include "evc-crypto.h"
+#include "evc-share.h"
 #include "evc-store.h"
 #include "evecommon.pb-c.h"
+#include "evetrust.pb-c.h"
 #include "memory-util.h"
+#include "proto-util.h"
 #include "tests.h"
 
 /* ---- a TPMS_ATTEST built by hand ---- */
@@ -438,6 +442,133 @@ TEST(cipher_block_decrypts_independently_with_fresh_ivs) {
 }
 
 /* ---- store ---- */
+
+/* ---- controller shares ---- */
+
+/* Opens a wire share the way the contract in proto/evetrust.proto says, with nettle's GCM directly. */
+static int
+                open_wire_share(const uint8_t k[32],
+                                const Org__Eve__Trust__EveControllerShare *m,
+                                const char *ad_uuid,
+                                uint8_t out[32]) {
+        struct gcm_aes256_ctx c;
+        uint8_t tag[16];
+        char ad[128];
+
+        snprintf(ad, sizeof ad, "eve-trust controller share v1%s", ad_uuid);
+        gcm_aes256_set_key(&c, k);
+        gcm_aes256_set_iv(&c, m->nonce.len, m->nonce.data);
+        gcm_aes256_update(&c, strlen(ad), (const uint8_t *) ad);
+        gcm_aes256_decrypt(&c, 32, out, m->sealed_share.data);
+        gcm_aes256_digest(&c, 16, tag);
+        return memcmp(tag, m->sealed_share.data + 32, 16) == 0 ? 0 : -EBADMSG;
+}
+
+TEST(share_wire_format_opens_independently) {
+        static const char vault[] = "0b1e0b1e-1111-4222-8333-444455556666";
+        uint8_t k[32], hash[16], share[32], out[32], *packed = NULL, *packed2 = NULL;
+        size_t n, n2;
+        Org__Eve__Trust__EveControllerShare *m = NULL, *m2 = NULL;
+
+        for (int i = 0; i < 32; i++) {
+                k[i] = (uint8_t) (3 * i + 1);
+                share[i] = (uint8_t) (0xa0 ^ i);
+        }
+        memset(hash, 0x5c, sizeof hash);
+        ASSERT_OK(evc_share_seal_wire(k, hash, vault, share, &packed, &n));
+        ASSERT_OK(PROTO_UNPACK(&org__eve__trust__eve_controller_share__descriptor, packed, n, 4096, &m));
+        ASSERT_STREQ(m->vault_uuid, vault);
+        ASSERT_MEMEQ(m->controller_cert_hash.data, m->controller_cert_hash.len, hash, 16);
+        ASSERT_EQ(m->nonce.len, 12);
+        ASSERT_EQ(m->sealed_share.len, 48);
+        ASSERT_OK(open_wire_share(k, m, vault, out));
+        ASSERT_MEMEQ(out, 32, share, 32);
+        /* The additional data binds the vault: the same bytes presented for another vault do not open. */
+        ASSERT_ERROR(open_wire_share(k, m, "0b1e0b1e-1111-4222-8333-444455556667", out), EBADMSG);
+        k[0] ^= 1;
+        ASSERT_ERROR(open_wire_share(k, m, vault, out), EBADMSG);
+        k[0] ^= 1;
+        m->sealed_share.data[5] ^= 1;
+        ASSERT_ERROR(open_wire_share(k, m, vault, out), EBADMSG);
+        /* A fresh nonce every time. */
+        ASSERT_OK(evc_share_seal_wire(k, hash, vault, share, &packed2, &n2));
+        ASSERT_OK(PROTO_UNPACK(&org__eve__trust__eve_controller_share__descriptor, packed2, n2, 4096, &m2));
+        ASSERT_TRUE(memcmp(m->nonce.data, m2->nonce.data, 12) != 0);
+        proto_free(m);
+        proto_free(m2);
+        free(packed);
+        free(packed2);
+}
+
+static void pack_request(const char *uuid, const char *extra_hash, uint8_t **ret, size_t *ret_size) {
+        Org__Eve__Trust__EveControllerShare m = ORG__EVE__TRUST__EVE_CONTROLLER_SHARE__INIT;
+
+        m.vault_uuid = (char *) uuid;
+        if (extra_hash)
+                m.controller_cert_hash = (ProtobufCBinaryData){ .len = strlen(extra_hash),
+                                                                .data = (uint8_t *) extra_hash };
+        ASSERT_OK(PROTO_PACK(&m, ret, ret_size));
+}
+
+TEST(share_requests_carry_a_vault_uuid_only) {
+        static const char *const bad[] = { "",
+                                           "0b1e0b1e-1111-4222-8333-44445555666",
+                                           "0b1e0b1e+1111-4222-8333-444455556666",
+                                           "0b1e0b1e-1111-4222-8333-44445555666g",
+                                           "0b1e0b1e-1111-4222-8333-4444555566667" };
+        const char *why = NULL;
+        uint8_t *p;
+        size_t n;
+        char uuid[37];
+
+        pack_request("0B1E0B1E-1111-4222-8333-44445555666A", NULL, &p, &n);
+        ASSERT_OK(evc_share_request_parse(p, n, uuid, &why));
+        ASSERT_STREQ(uuid, "0b1e0b1e-1111-4222-8333-44445555666a");
+        free(p);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                pack_request(bad[i], NULL, &p, &n);
+                ASSERT_ERROR(evc_share_request_parse(p, n, uuid, &why), EBADMSG);
+                ASSERT_STREQ(why, "vault_uuid is not a UUID");
+                free(p);
+        }
+        pack_request("0b1e0b1e-1111-4222-8333-444455556666", "0123456789abcdef", &p, &n);
+        ASSERT_ERROR(evc_share_request_parse(p, n, uuid, &why), EBADMSG);
+        ASSERT_STREQ(why, "a share request carries vault_uuid only");
+        free(p);
+        ASSERT_ERROR(evc_share_request_parse("\x0a\xff", 2, uuid, &why), EBADMSG);
+}
+
+TEST(stored_shares_are_bound_to_device_and_vault) {
+        static const char dev[] = "d0d0d0d0-0000-4000-8000-000000000001",
+                          vault[] = "0b1e0b1e-1111-4222-8333-444455556666";
+        uint8_t key[32], *sealed, *share = NULL;
+        size_t sealed_size;
+        Evc e = { .db_key = key };
+
+        memset(key, 9, sizeof key);
+        ASSERT_OK(evc_share_new_sealed(&e, dev, vault, &sealed, &sealed_size));
+        ASSERT_EQ(sealed_size, 12 + 32 + 16);
+        ASSERT_OK(evc_share_unseal(&e, dev, vault, sealed, sealed_size, &share));
+        ASSERT_EQ(eve_secret_size(share) >= 32, true);
+        share = eve_secret_free(share);
+        ASSERT_ERROR(evc_share_unseal(
+                                     &e,
+                                     "d0d0d0d0-0000-4000-8000-000000000002",
+                                     vault,
+                                     sealed,
+                                     sealed_size,
+                                     &share),
+                     EBADMSG);
+        ASSERT_ERROR(evc_share_unseal(
+                                     &e,
+                                     dev,
+                                     "0b1e0b1e-1111-4222-8333-444455556667",
+                                     sealed,
+                                     sealed_size,
+                                     &share),
+                     EBADMSG);
+        free(sealed);
+}
 
 TEST(store_migrates_once_and_refuses_a_newer_schema) {
         _cleanup_free_ char *path = NULL;

@@ -42,12 +42,17 @@ vm_machine() {
         qemu-img create -q -f qcow2 -b "$image" -F raw "$vm/disk.qcow2" || die "qemu-img create failed"
 }
 
-# vm_boot CASES [--cred NAME=VALUE]…: boots $vm once with the guest cases CASES (comma-separated).
+# vm_boot CASES [--cred NAME=VALUE]…: boots $vm once with the guest cases CASES (comma-separated). The logs of
+# boot N stay in $vm/boot-N/.
+boots=0
 vm_boot() {
         local cases=$1 t0=$SECONDS rc=0
         shift
         "$src/tools/vm-run" --workdir "$vm" --disk "$vm/disk.qcow2" --cred "eve.vm.test=$cases" "$@" || rc=$?
-        echo "# boot ($cases): $((SECONDS - t0)) s, vm-run exit status $rc"
+        boots=$((boots + 1))
+        mkdir -p "$vm/boot-$boots"
+        cp "$vm"/*.log "$vm/boot-$boots/" 2>/dev/null || true
+        echo "# boot $boots ($cases): $((SECONDS - t0)) s, vm-run exit status $rc"
         sed -n 's/^# /#   guest: /p' "$vm/results.log"
         [ "$rc" -eq 0 ] || { failed=$((failed + 1)); echo "not ok vm-run ($cases): exit status $rc"; }
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "paths.h"
 
@@ -74,6 +75,25 @@ char *eve_path_join(EvePath p, const char *name) {
         if (asprintf(&s, "%s/%s", eve_path(p), name) < 0)
                 return NULL;
         return s;
+}
+
+int eve_mkdir_p(const char *path, mode_t mode) {
+        _cleanup_free_ char *p = strdup(path);
+
+        if (!p)
+                return -ENOMEM;
+        for (char *slash = p + 1;; slash++) {
+                bool end = *slash == '\0';
+
+                if (!end && *slash != '/')
+                        continue;
+                *slash = '\0';
+                if (mkdir(p, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                if (end)
+                        return 0;
+                *slash = '/';
+        }
 }
 
 const char *eve_tcti(void) {

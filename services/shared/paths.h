@@ -2,6 +2,8 @@
 /* paths.h: every path a daemon uses comes from here, and each can be redirected (tests, images, --root). */
 #pragma once
 
+#include <sys/types.h>
+
 #include "macro.h"
 
 typedef enum EvePath {
@@ -28,6 +30,8 @@ void eve_paths_reset(void);
 /* eve_path(p) + "/" + name, newly allocated; NULL on ENOMEM. */
 char *eve_path_join(EvePath p, const char *name);
 const char *eve_path_env_name(EvePath p);
+/* mkdir -p: creates path and its missing parents with mode; 0 when it exists or was made. */
+int eve_mkdir_p(const char *path, mode_t mode);
 
 /* TCTI for the TPM: $EVE_TPM2_TCTI, else the build's default (device:/dev/tpmrm0). */
 const char *eve_tcti(void);

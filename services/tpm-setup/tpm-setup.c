@@ -78,22 +78,11 @@ static int path_exists(const char *path) {
 
 /* mkdir -p */
 static int mkdir_if_missing(const char *path) {
-        _cleanup_free_ char *p = strdup(path);
+        int r = eve_mkdir_p(path, 0755);
 
-        if (!p)
-                return log_oom();
-        for (char *slash = p + 1;; slash++) {
-                bool end = *slash == '\0';
-
-                if (!end && *slash != '/')
-                        continue;
-                *slash = '\0';
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return log_error_errno(errno, "Cannot create directory %s: %m", p);
-                if (end)
-                        return 0;
-                *slash = '/';
-        }
+        if (r < 0)
+                return log_error_errno(r, "Cannot create directory %s: %m", path);
+        return 0;
 }
 
 static int write_pem(gnutls_x509_crt_t crt, const char *path) {

@@ -333,7 +333,7 @@ int crypto_cert_from_der(const void *der, size_t size, gnutls_x509_crt_t *ret) {
         return 0;
 }
 
-static int read_file(const char *path, bool secure, char **ret, size_t *ret_size) {
+int crypto_read_file(const char *path, bool secure, char **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
         char *buf;
@@ -378,7 +378,7 @@ int crypto_cert_load(const char *path, gnutls_x509_crt_t *ret, char **ret_pem, s
         size_t size;
         int r;
 
-        r = read_file(path, false, &pem, &size);
+        r = crypto_read_file(path, false, &pem, &size);
         if (r < 0)
                 return r;
         r = gnutls_x509_crt_init(&crt);
@@ -530,7 +530,7 @@ int crypto_soft_key_load(const char *path, gnutls_privkey_t *ret) {
         size_t size;
         int r;
 
-        r = read_file(path, true, &pem, &size);
+        r = crypto_read_file(path, true, &pem, &size);
         if (r < 0)
                 return r;
         r = gnutls_x509_privkey_init(&xk);

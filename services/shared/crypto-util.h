@@ -75,5 +75,9 @@ int crypto_soft_key_load(const char *path, gnutls_privkey_t *ret);
  * TPM2_ECDH_ZGen returns. */
 int crypto_ecdh_soft(gnutls_privkey_t key, const Tpm2EccPoint *peer, uint8_t **ret_point);
 
+/* Reads a regular file of at most 1 MiB into a NUL-terminated buffer (secret memory when secure: free with
+ * eve_secret_free). -EFBIG when larger, -EBADFD when not a regular file. */
+int crypto_read_file(const char *path, bool secure, char **ret, size_t *ret_size);
+
 /* Writes data to path atomically (temporary file in the same directory, fsync, rename), with mode. */
 int crypto_write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);

@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The controller client against the real evc over TLS on 127.0.0.1, with the device key in a swtpm
+ * provisioned by eve-tpm-setup: /certs verified and stored as CONTRACT.md says, TLS pinned to the config
+ * dir's root (another CA's server is refused), certificates that do not chain are refused and nothing is
+ * stored, requests signed in the TPM are accepted by evc, a signer missing from the store is fetched once,
+ * HTTP statuses mapped, response size limit, connect and total timeouts, requests in parallel on an sd-event
+ * loop. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "attest-fixtures.h"
+#include "controller-client.h"
+#include "crypto-util.h"
+#include "encoding.h"
+#include "evc-crypto.h"
+#include "eveuuid.pb-c.h"
+#include "proto-util.h"
+#include "register.pb-c.h"
+
+static unsigned count_files(const char *dir, const char *prefix) {
+        _cleanup_(closedirp) DIR *d = opendir(dir);
+        struct dirent *de;
+        unsigned n = 0;
+
+        if (!d)
+                return 0;
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+                        n++;
+        return n;
+}
+
+static char *controller_dir(Node *n) {
+        char *p;
+        ASSERT_OK(asprintf(&p, "%s/controller", n->certs));
+        return p;
+}
+
+/* The file CONTRACT.md names for a certificate: <kind>-<hex SHA-256(PEM)[:16]>.pem, holding exactly the PEM.
+ */
+static void assert_stored(Node *n, Evc *e, const char *kind, const char *evc_file) {
+        _cleanup_free_ char *src = NULL, *pem = NULL, *hex = NULL, *name = NULL, *dir = controller_dir(n),
+                            *path = NULL, *stored = NULL;
+        uint8_t h[32];
+
+        ASSERT_OK(asprintf(&src, "%s/certs/%s", e->dir, evc_file));
+        pem = read_text_file(src);
+        ASSERT_NOT_NULL(pem);
+        evc_sha256(pem, strlen(pem), h);
+        hex = hex_encode(h, 16);
+        ASSERT_OK(asprintf(&path, "%s/%s-%s.pem", dir, kind, hex));
+        stored = read_text_file(path);
+        if (!stored)
+                test_fail(__FILE__, __LINE__, "%s not stored", path);
+        ASSERT_STREQ(stored, pem);
+}
+
+static ControllerClient *client(void) {
+        ControllerClient *c = NULL;
+        ASSERT_OK(controller_client_new(NULL, &c));
+        return c;
+}
+
+TEST(certs_fetched_verified_and_stored) {
+        Evc *e = evc_new(NULL);
+        Node *n = node_new(e);
+        _cleanup_(controller_client_freep) ControllerClient *c = client();
+        _cleanup_free_ char *dir = controller_dir(n);
+
+        ASSERT_OK(controller_client_fetch_certs_sync(c));
+        assert_stored(n, e, "signing", "signing.pem");
+        assert_stored(n, e, "ecdh", "ecdh.pem");
+        ASSERT_EQ(count_files(dir, "signing-"), 1);
+        ASSERT_EQ(count_files(dir, "ecdh-"), 1);
+        /* Idempotent. */
+        ASSERT_OK(controller_client_fetch_certs_sync(c));
+        ASSERT_EQ(count_files(dir, "signing-"), 1);
+}
+
+TEST(tls_pinned_to_config_root) {
+        Evc *e = evc_new(NULL);
+        Node *n = node_new(e);
+        TestCA *other = test_ca_new("other");
+        _cleanup_free_ char *dir = controller_dir(n), *pem = read_text_file(other->cert);
+
+        /* The TLS root (v2tlsbaseroot-certificates.pem, taking precedence over root-certificate.pem) is
+         * another CA: the TLS handshake fails, nothing is stored. */
+        write_text(n->config, "v2tlsbaseroot-certificates.pem", pem, 0644);
+        {
+                _cleanup_(controller_client_freep) ControllerClient *c = client();
+                ASSERT_ERROR(controller_client_fetch_certs_sync(c), EKEYREJECTED);
+                ASSERT_TRUE(strlen(controller_client_last_error(c)) > 0);
+        }
+        ASSERT_EQ(count_files(dir, "signing-"), 0);
+
+        /* The right TLS root but a chain root that did not issue the controller's certificates: refused. */
+        {
+                _cleanup_free_ char *evc_root = read_text_file(e->root_pem);
+                write_text(n->config, "v2tlsbaseroot-certificates.pem", evc_root, 0644);
+                write_text(n->config, "root-certificate.pem", pem, 0644);
+        }
+        {
+                _cleanup_(controller_client_freep) ControllerClient *c = client();
+                ASSERT_ERROR(controller_client_fetch_certs_sync(c), EBADMSG);
+                ASSERT_NOT_NULL(strstr(controller_client_last_error(c), "does not verify"));
+        }
+        ASSERT_EQ(count_files(dir, "signing-"), 0);
+        ASSERT_EQ(count_files(dir, "ecdh-"), 0);
+}
+
+TEST(missing_config_is_a_clear_error) {
+        Evc *e = evc_new(NULL);
+        Node *n = node_new(e);
+        ControllerClient *c = NULL;
+        _cleanup_free_ char *server = NULL;
+
+        ASSERT_OK(asprintf(&server, "%s/server", n->config));
+        write_text(n->config, "server", "https://evil/path\n", 0644);
+        ASSERT_ERROR(controller_client_new(NULL, &c), EINVAL);
+        ASSERT_OK(unlink(server));
+        ASSERT_ERROR(controller_client_new(NULL, &c), ENOENT);
+        ASSERT_NULL(c);
+}
+
+static char *post_uuid(ControllerClient *c, int *ret_error) {
+        Org__Lfedge__Eve__Uuid__UuidRequest req = ORG__LFEDGE__EVE__UUID__UUID_REQUEST__INIT;
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Uuid__UuidResponse *resp = NULL;
+        _cleanup_free_ uint8_t *payload = NULL;
+        size_t size = 0;
+        long status = 0;
+
+        *ret_error = controller_client_post_sync(c, "uuid", &req.base, 0, &status, &payload, &size);
+        if (*ret_error < 0)
+                return NULL;
+        ASSERT_EQ(status, 200);
+        ASSERT_OK(PROTO_UNPACK(
+                        &org__lfedge__eve__uuid__uuid_response__descriptor, payload, size, 4096, &resp));
+        return strdup(resp->uuid);
+}
+
+TEST(tpm_signed_request_and_signer_refetch) {
+        Evc *e = evc_new(NULL);
+        Node *n = node_new(e);
+        _cleanup_free_ char *uuid = NULL, *got = NULL, *dir = controller_dir(n);
+        _cleanup_(controller_client_freep) ControllerClient *c = client();
+        int r;
+
+        /* No identity yet: a clear refusal, nothing sent. */
+        ASSERT_NULL(post_uuid(c, &r));
+        ASSERT_EQ(r, -ENOKEY);
+
+        /* Not known to evc: 401 → -EPERM. */
+        ASSERT_OK(controller_client_load_identity(c, NULL));
+        ASSERT_NULL(post_uuid(c, &r));
+        ASSERT_EQ(r, -EPERM);
+        ASSERT_NOT_NULL(strstr(controller_client_last_error(c), "401"));
+
+        /* Known: the TPM-signed envelope verifies at evc; the answer's signer is not stored yet, so the
+         * client fetches /certs once on its own and stores it. */
+        uuid = node_preregister(n, e);
+        ASSERT_EQ(count_files(dir, "signing-"), 0);
+        got = post_uuid(c, &r);
+        ASSERT_OK(r);
+        ASSERT_STREQ(got, uuid);
+        ASSERT_EQ(count_files(dir, "signing-"), 1);
+
+        /* A new client reads the stored signer: no refetch needed, and a planted file that does not chain to
+         * the root is ignored. */
+        {
+                _cleanup_(controller_client_freep) ControllerClient *c2 = client();
+                TestCA *other = test_ca_new("planted");
+                _cleanup_free_ char *pem = read_text_file(other->cert), *g = NULL;
+
+                write_text(dir, "signing-00000000000000000000000000000000.pem", pem, 0644);
+                ASSERT_OK(controller_client_load_identity(c2, NULL));
+                g = post_uuid(c2, &r);
+                ASSERT_OK(r);
+                ASSERT_STREQ(g, uuid);
+        }
+
+        /* Revoked: 403 → -EACCES. */
+        ASSERT_EQ(EVC_RUN(e, NULL, "device", "revoke", uuid), 0);
+        free(got);
+        got = post_uuid(c, &r);
+        ASSERT_EQ(r, -EACCES);
+}
+
+TEST(onboarding_register_statuses) {
+        Evc *e = evc_new(NULL);
+        Node *n = node_new(e);
+        _cleanup_(controller_client_freep) ControllerClient *c = client();
+        _cleanup_free_ char *device_pem = NULL, *b64 = NULL, *path = NULL;
+        Org__Lfedge__Eve__Register__ZRegisterMsg msg = ORG__LFEDGE__EVE__REGISTER__ZREGISTER_MSG__INIT;
+        long status = 0;
+
+        ASSERT_OK(asprintf(&path, "%s/device.cert.pem", n->config));
+        device_pem = read_text_file(path);
+        b64 = base64_encode(device_pem, strlen(device_pem));
+        msg.pemcert = (ProtobufCBinaryData){ .len = strlen(b64), .data = (uint8_t *) b64 };
+        msg.serial = n->serial;
+
+        ASSERT_ERROR(controller_client_post_sync(
+                                     c,
+                                     "register",
+                                     &msg.base,
+                                     CONTROLLER_REQUEST_ONBOARDING,
+                                     &status,
+                                     NULL,
+                                     NULL),
+                     ENOKEY);
+        ASSERT_OK(controller_client_load_onboarding(c, NULL, NULL));
+        ASSERT_ERROR(controller_client_post_sync(
+                                     c,
+                                     "register",
+                                     &msg.base,
+                                     CONTROLLER_REQUEST_ONBOARDING,
+                                     &status,
+                                     NULL,
+                                     NULL),
+                     EACCES);
+        ASSERT_EQ(status, 403);
+        node_allow_onboarding(n, e);
+        ASSERT_OK(controller_client_post_sync(
+                        c, "register", &msg.base, CONTROLLER_REQUEST_ONBOARDING, &status, NULL, NULL));
+        ASSERT_EQ(status, 201);
+        ASSERT_OK(controller_client_post_sync(
+                        c, "register", &msg.base, CONTROLLER_REQUEST_ONBOARDING, &status, NULL, NULL));
+        ASSERT_EQ(status, 200);
+        /* The same device certificate through another onboarding certificate: 409. */
+        {
+                _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
+                _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t key = NULL;
+                _cleanup_free_ char *cp = NULL, *kp = NULL;
+
+                ASSERT_OK(asprintf(&cp, "%s/onboard2.pem", n->root));
+                ASSERT_OK(asprintf(&kp, "%s/onboard2-key.pem", n->root));
+                ASSERT_OK(evc_generate_cert(EVC_CERT_ROOT, "onboard2", NULL, NULL, cp, kp, &crt, &key));
+                ASSERT_EQ(EVC_RUN(e, NULL, "onboard", "allow", "SN-other", "--cert", cp), 0);
+                ASSERT_OK(controller_client_load_onboarding(c, cp, kp));
+        }
+        msg.serial = (char *) "SN-other";
+        ASSERT_ERROR(controller_client_post_sync(
+                                     c,
+                                     "register",
+                                     &msg.base,
+                                     CONTROLLER_REQUEST_ONBOARDING,
+                                     &status,
+                                     NULL,
+                                     NULL),
+                     EEXIST);
+        ASSERT_EQ(status, 409);
+}
+
+TEST(response_size_limit) {
+        Evc *e = evc_new(NULL);
+        Node *n = node_new(e);
+        _cleanup_(controller_client_freep) ControllerClient *c = client();
+        _cleanup_free_ char *dir = controller_dir(n);
+
+        controller_client_set_response_max(c, 300); /* /certs is ~1.5 KiB */
+        ASSERT_ERROR(controller_client_fetch_certs_sync(c), EFBIG);
+        ASSERT_EQ(count_files(dir, "signing-"), 0);
+}
+
+TEST(timeouts_and_refusals) {
+        Evc *e = evc_new(NULL);
+        Node *n = node_new(e);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof sa;
+        _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        _cleanup_free_ char *server = NULL;
+        uint64_t t0;
+
+        /* A listener that accepts TCP but never speaks TLS: the total timeout ends it. */
+        ASSERT_OK(fd);
+        ASSERT_OK(bind(fd, (struct sockaddr *) &sa, sizeof sa));
+        ASSERT_OK(listen(fd, 4));
+        ASSERT_OK(getsockname(fd, (struct sockaddr *) &sa, &len));
+        ASSERT_OK(asprintf(&server, "127.0.0.1:%u\n", ntohs(sa.sin_port)));
+        write_text(n->config, "server", server, 0644);
+        {
+                _cleanup_(controller_client_freep) ControllerClient *c = client();
+                controller_client_set_timeouts(c, 200000, 400000);
+                t0 = now_msec();
+                ASSERT_ERROR(controller_client_fetch_certs_sync(c), ETIMEDOUT);
+                /* curl's connect timeout covers the TLS handshake */
+                ASSERT_LE(now_msec() - t0, 3000);
+                ASSERT_GE(now_msec() - t0, 150);
+        }
+        /* Nothing listening: refused at once. */
+        fd = safe_close(fd);
+        {
+                _cleanup_(controller_client_freep) ControllerClient *c = client();
+                ASSERT_ERROR(controller_client_fetch_certs_sync(c), ECONNREFUSED);
+        }
+}
+
+typedef struct Done {
+        unsigned n;
+        int error[4];
+        long status[4];
+        sd_event *event;
+} Done;
+
+static void on_done(ControllerClient *c, int error, const ControllerReply *reply, void *userdata) {
+        Done *d = userdata;
+
+        d->error[d->n] = error;
+        d->status[d->n] = reply->status;
+        if (++d->n == 3)
+                (void) sd_event_exit(d->event, 0);
+}
+
+static void never_called(ControllerClient *c, int error, const ControllerReply *reply, void *userdata) {
+        test_fail(__FILE__, __LINE__, "a cancelled request's handler ran");
+}
+
+TEST(parallel_requests_on_an_event_loop) {
+        Evc *e = evc_new(NULL);
+        Node *n = node_new(e);
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(controller_client_freep) ControllerClient *c = NULL;
+        _cleanup_free_ char *uuid = node_preregister(n, e);
+        Org__Lfedge__Eve__Uuid__UuidRequest req = ORG__LFEDGE__EVE__UUID__UUID_REQUEST__INIT;
+        ControllerRequest *cancelled = NULL;
+        Done d = {};
+
+        ASSERT_OK(sd_event_new(&event));
+        d.event = event;
+        ASSERT_OK(controller_client_new(event, &c));
+        ASSERT_OK(controller_client_load_identity(c, NULL));
+        ASSERT_OK(controller_client_post(c, "uuid", &req.base, 0, on_done, &d, NULL));
+        ASSERT_OK(controller_client_fetch_certs(c, on_done, &d, NULL));
+        ASSERT_OK(controller_client_post(c, "uuid", &req.base, 0, never_called, NULL, &cancelled));
+        ASSERT_OK(controller_client_post(c, "uuid", &req.base, 0, on_done, &d, NULL));
+        controller_request_cancel(cancelled);
+        ASSERT_OK(sd_event_loop(event));
+        ASSERT_EQ(d.n, 3);
+        for (unsigned i = 0; i < 3; i++) {
+                ASSERT_OK(d.error[i]);
+                ASSERT_EQ(d.status[i], 200);
+        }
+        ASSERT_EQ(controller_client_pending(c), 0);
+}
+
+DEFINE_TEST_MAIN

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* bench.h: the one line every benchmark prints per measure, besides its own human output, so that bench/run
+ * can collect a table from all of them: BENCH<TAB>measure<TAB>ours<TAB>anchor<TAB>ratio<TAB>goal
+ * ours/anchor: value with unit ("1.92 ms", "5 commands", "-" when there is no anchor); ratio: ours/anchor as
+ * a number, or "-"; goal: "<=0.5", ">=0.25", "==0", "report" (no goal, a figure to record). Machines here
+ * are shared and noisy: a figure is a ratio against an anchor run beside it in the same process/run, or a
+ * count. */
+#pragma once
+
+#include <math.h>
+#include <stdio.h>
+
+static inline void bench_report(
+                const char *measure, const char *ours, const char *anchor, double ratio, const char *goal) {
+        if (isnan(ratio))
+                printf("BENCH\t%s\t%s\t%s\t-\t%s\n", measure, ours, anchor ?: "-", goal);
+        else
+                printf("BENCH\t%s\t%s\t%s\t%.3f\t%s\n", measure, ours, anchor ?: "-", ratio, goal);
+        fflush(stdout);
+}

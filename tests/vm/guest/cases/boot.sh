@@ -6,6 +6,9 @@ check booted wait_booted
 check multi-user systemctl is-active --quiet multi-user.target
 failed=$(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')
 if [ -z "$failed" ]; then ok no-failed-units; else fail no-failed-units "$failed"; fi
+for u in $failed; do
+        note "$u: $(journalctl -b -u "$u" -n 4 --no-pager -o cat 2>&1 | tr '\n' '|')"
+done
 v=$(systemctl --version | awk 'NR==1 {print $2}')
 note "systemd $v, kernel $(uname -r)"
 check systemd-254 test "${v%%.*}" -ge 254
@@ -27,3 +30,33 @@ check write sh -c "echo eve > $mnt/f && sync && grep -qx eve $mnt/f"
 check umount umount "$mnt"
 check luks-close cryptsetup close eve-test
 rm -f "$img" "$key"
+
+# The system bus is up (the daemons will be bus services), and everything `meson install` put into the image is
+# in place where systemd and the bus read it: units load, policy files are in a directory the bus includes,
+# activation files' names are activatable. Nothing of ours is enabled here (units/ decides that).
+check system-bus busctl --system --no-pager status org.freedesktop.DBus
+installed_in_place() {
+        local f d n bad='' policy_dirs activatable
+        policy_dirs=$(printf '%s\n' /usr/share/dbus-1/system.d /etc/dbus-1/system.d
+                sed -n 's|.*<includedir>\(.*\)</includedir>.*|\1|p' /etc/dbus-1/system-local.conf 2>/dev/null)
+        activatable=$(busctl --system --json=short call org.freedesktop.DBus /org/freedesktop/DBus \
+                org.freedesktop.DBus ListActivatableNames 2>/dev/null)
+        while read -r f; do
+                [ -e "$f" ] || { bad+="$f: missing; "; continue; }
+                d=${f%/*} n=${f##*/}
+                case "$f" in
+                */systemd/system/*@.*) ;;
+                */systemd/system/*.service | */systemd/system/*.socket | */systemd/system/*.target | \
+                */systemd/system/*.timer | */systemd/system/*.path | */systemd/system/*.mount)
+                        [ "$(systemctl show -P LoadState "$n")" = loaded ] || bad+="$n: not loaded by systemd; " ;;
+                */dbus-1/system.d/*.conf)
+                        printf '%s\n' "$policy_dirs" | grep -qx "$d" || bad+="$f: the system bus does not read $d; " ;;
+                */dbus-1/system-services/*.service)
+                        n=$(sed -n 's/^Name=//p' "$f")
+                        [[ "$activatable" == *"\"$n\""* ]] || bad+="$n: not activatable on the system bus; " ;;
+                esac
+        done </usr/lib/eve-vm-test/installed-files
+        note "installed by meson: $(wc -l </usr/lib/eve-vm-test/installed-files) files"
+        [ -z "$bad" ] || { echo "$bad"; return 1; }
+}
+check installed-in-place installed_in_place

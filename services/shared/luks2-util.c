@@ -565,10 +565,12 @@ static const char *const escrow_state_table[_ESCROW_STATE_MAX] = {
 };
 static const char *const rotation_step_table[_ROTATION_STEP_MAX] = {
         [ROTATION_NONE] = "none",
+        [ROTATION_REQUESTED] = "requested",
         [ROTATION_STARTED] = "started",
         [ROTATION_SLOT_ADDED] = "slot-added",
         [ROTATION_SEALED] = "sealed",
         [ROTATION_ESCROWED] = "escrowed",
+        [ROTATION_UNCONFIRMED] = "unconfirmed",
 };
 static const char *const key_source_table[_KEY_SOURCE_MAX] = {
         [KEY_SOURCE_TPM] = "tpm",
@@ -647,9 +649,64 @@ static int json_get_u64(json_object *o, const char *key, uint64_t min, uint64_t 
         return 0;
 }
 
+static int json_add_pcr_values(
+                json_object *o,
+                const char *key,
+                uint32_t mask,
+                const uint8_t values[TPM2_PCRS_MAX][TPM2_SHA256_SIZE]) {
+        json_object *v = json_object_new_object();
+        int r;
+
+        if ((r = json_add(o, key, v)) < 0)
+                return r;
+        for (unsigned i = 0; i < TPM2_PCRS_MAX; i++) {
+                _cleanup_free_ char *h = NULL;
+                char k[4];
+
+                if (!(mask & (UINT32_C(1) << i)))
+                        continue;
+                h = hex_encode(values[i], TPM2_SHA256_SIZE);
+                if (!h)
+                        return -ENOMEM;
+                (void) snprintf(k, sizeof(k), "%u", i);
+                if ((r = json_add(v, k, json_object_new_string(h))) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Reads exactly the rows of mask from the object at key; -EBADMSG otherwise. */
+static int json_get_pcr_values(
+                json_object *o,
+                const char *key,
+                uint32_t mask,
+                uint8_t values[TPM2_PCRS_MAX][TPM2_SHA256_SIZE]) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_object))
+                return -EBADMSG;
+        if ((size_t) json_object_object_length(v) != (size_t) __builtin_popcount(mask))
+                return -EBADMSG;
+        for (unsigned i = 0; i < TPM2_PCRS_MAX; i++) {
+                _cleanup_free_ uint8_t *d = NULL;
+                const char *s;
+                size_t n = 0;
+                char k[4];
+
+                if (!(mask & (UINT32_C(1) << i)))
+                        continue;
+                (void) snprintf(k, sizeof(k), "%u", i);
+                s = json_get_str(v, k);
+                if (!s || hex_decode(s, strlen(s), false, &d, &n) < 0 || n != TPM2_SHA256_SIZE)
+                        return -EBADMSG;
+                memcpy(values[i], d, TPM2_SHA256_SIZE);
+        }
+        return 0;
+}
+
 int eve_vault_token_to_json(const EveVaultToken *t, char **ret) {
         _cleanup_(json_object_put_nullp) json_object *o = NULL;
-        json_object *values, *journal;
+        json_object *journal;
         int r;
 
         if (!t || !vault_name_is_valid(t->name) || !uuid_is_valid(t->uuid) || t->generation == 0 ||
@@ -674,33 +731,43 @@ int eve_vault_token_to_json(const EveVaultToken *t, char **ret) {
             (r = json_add(o, "pcr_source", json_object_new_string(t->pcr_source))) < 0 ||
             (r = json_add(o, "escrow", json_object_new_string(escrow_state_to_string(t->escrow)))) < 0)
                 return r;
-
-        values = json_object_new_object();
-        if ((r = json_add(o, "pcr_values", values)) < 0)
+        if (t->has_filesystem && (r = json_add(o, "filesystem", json_object_new_string("ext4"))) < 0)
                 return r;
-        for (unsigned i = 0; i < TPM2_PCRS_MAX; i++) {
-                _cleanup_free_ char *h = NULL;
-                char k[4];
-
-                if (!(t->pcr_mask & (UINT32_C(1) << i)))
-                        continue;
-                h = hex_encode(t->pcr_values[i], TPM2_SHA256_SIZE);
-                if (!h)
-                        return -ENOMEM;
-                (void) snprintf(k, sizeof(k), "%u", i);
-                if ((r = json_add(values, k, json_object_new_string(h))) < 0)
-                        return r;
-        }
+        if ((r = json_add_pcr_values(o, "pcr_values", t->pcr_mask, t->pcr_values)) < 0)
+                return r;
 
         journal = json_object_new_object();
         if ((r = json_add(o, "rotation", journal)) < 0)
                 return r;
         if ((r = json_add(journal, "step", json_object_new_string(rotation_step_to_string(t->rotation)))) < 0)
                 return r;
-        if (t->rotation != ROTATION_NONE) {
-                if (t->new_generation != t->generation + 1)
+        if (t->rotation == ROTATION_UNCONFIRMED) {
+                if (t->old_keyslot < 0 || t->old_keyslot >= LUKS2_KEYSLOTS_MAX ||
+                    t->old_keyslot == t->keyslot)
+                        return -EINVAL;
+                if ((r = json_add(journal, "old_keyslot", json_object_new_int(t->old_keyslot))) < 0)
+                        return r;
+        } else if (t->rotation != ROTATION_NONE) {
+                if (t->new_generation != t->generation + 1 || !key_source_to_string(t->new_key_source) ||
+                    (t->new_pcr_mask & ~TPM2_PCRS_MASK) ||
+                    (t->new_pcr_mask != 0) == isempty(t->new_pcr_source))
                         return -EINVAL;
                 if ((r = json_add(journal, "new_generation", json_object_new_int64((int64_t) t->new_generation))) < 0)
+                        return r;
+                if ((r = json_add(journal,
+                                  "new_key_source",
+                                  json_object_new_string(key_source_to_string(t->new_key_source)))) < 0)
+                        return r;
+                if (t->new_pcr_mask != 0 &&
+                    ((r = json_add(journal, "new_pcrs", json_pcr_array(t->new_pcr_mask))) < 0 ||
+                     (r = json_add(journal, "new_pcr_source", json_object_new_string(t->new_pcr_source))) <
+                                     0))
+                        return r;
+                if (t->new_pcr_mask != 0 && t->rotation >= ROTATION_SEALED &&
+                    (r = json_add_pcr_values(
+                                     journal, "new_pcr_values", t->new_pcr_mask, t->new_pcr_values)) < 0)
+                        return r;
+                if (t->hold && (r = json_add(journal, "hold", json_object_new_boolean(true))) < 0)
                         return r;
                 if (t->rotation >= ROTATION_SLOT_ADDED) {
                         if (t->new_keyslot < 0 || t->new_keyslot >= LUKS2_KEYSLOTS_MAX || t->new_keyslot == t->keyslot)
@@ -714,7 +781,7 @@ int eve_vault_token_to_json(const EveVaultToken *t, char **ret) {
 
 int eve_vault_token_from_json(const char *json, EveVaultToken *ret, const char **ret_reason) {
         _cleanup_(json_object_put_nullp) json_object *o = NULL;
-        EveVaultToken t = { .new_keyslot = -1 };
+        EveVaultToken t = { .new_keyslot = -1, .old_keyslot = -1 };
         json_object *v, *journal;
         const char *s;
         uint64_t u;
@@ -754,36 +821,61 @@ int eve_vault_token_from_json(const char *json, EveVaultToken *ret, const char *
         t.escrow = escrow_state_from_string(json_get_str(o, "escrow"));
         if (t.escrow < 0)
                 return REFUSE("escrow missing or not none, pending or confirmed");
+        if (json_object_object_get_ex(o, "filesystem", &v)) {
+                if (!streq_ptr(json_object_get_string(v), "ext4") ||
+                    !json_object_is_type(v, json_type_string))
+                        return REFUSE("filesystem is not ext4");
+                t.has_filesystem = true;
+        }
 
         if (!json_object_object_get_ex(o, "pcr_values", &v) || !json_object_is_type(v, json_type_object))
                 return REFUSE("pcr_values missing");
-        if ((size_t) json_object_object_length(v) != (size_t) __builtin_popcount(t.pcr_mask))
-                return REFUSE("pcr_values must list exactly the sealing PCRs");
-        for (unsigned i = 0; i < TPM2_PCRS_MAX; i++) {
-                _cleanup_free_ uint8_t *d = NULL;
-                size_t n = 0;
-                char k[4];
-
-                if (!(t.pcr_mask & (UINT32_C(1) << i)))
-                        continue;
-                (void) snprintf(k, sizeof(k), "%u", i);
-                s = json_get_str(v, k);
-                if (!s || hex_decode(s, strlen(s), false, &d, &n) < 0 || n != TPM2_SHA256_SIZE)
-                        return REFUSE("pcr_values must map each sealing PCR to 32 bytes of hex");
-                memcpy(t.pcr_values[i], d, TPM2_SHA256_SIZE);
-        }
+        if (json_get_pcr_values(o, "pcr_values", t.pcr_mask, t.pcr_values) < 0)
+                return REFUSE("pcr_values must map exactly the sealing PCRs to 32 bytes of hex each");
 
         if (!json_object_object_get_ex(o, "rotation", &journal) || !json_object_is_type(journal, json_type_object))
                 return REFUSE("rotation journal missing");
         t.rotation = rotation_step_from_string(json_get_str(journal, "step"));
         if (t.rotation < 0)
                 return REFUSE("rotation step unknown");
-        if (t.rotation != ROTATION_NONE) {
+        t.new_key_source = t.key_source;
+        if (t.rotation == ROTATION_UNCONFIRMED) {
+                if (json_get_u64(journal, "old_keyslot", 0, LUKS2_KEYSLOTS_MAX - 1, &u) < 0 ||
+                    (int) u == t.keyslot)
+                        return REFUSE("rotation old_keyslot missing, out of range or equal to keyslot");
+                t.old_keyslot = (int) u;
+        } else if (t.rotation != ROTATION_NONE) {
                 if (json_get_u64(journal, "new_generation", 2, INT64_MAX, &t.new_generation) < 0 ||
                     t.new_generation != t.generation + 1)
                         return REFUSE("rotation new_generation must be generation + 1");
+                if (json_object_object_get_ex(journal, "new_key_source", &v)) {
+                        t.new_key_source = key_source_from_string(json_object_get_string(v));
+                        if (t.new_key_source < 0 || !json_object_is_type(v, json_type_string))
+                                return REFUSE("rotation new_key_source not tpm, tpm+controller or "
+                                              "controller");
+                }
+                if (json_object_object_get_ex(journal, "new_pcrs", &v)) {
+                        if (json_get_pcrs(v, &t.new_pcr_mask) < 0 || t.new_pcr_mask == 0)
+                                return REFUSE("rotation new_pcrs not a non-empty list of distinct PCRs "
+                                              "0-23");
+                        s = json_get_str(journal, "new_pcr_source");
+                        if (isempty(s) || strlen(s) >= sizeof(t.new_pcr_source))
+                                return REFUSE("rotation new_pcr_source missing or too long");
+                        strcpy(t.new_pcr_source, s);
+                        if (t.rotation >= ROTATION_SEALED &&
+                            json_get_pcr_values(
+                                            journal, "new_pcr_values", t.new_pcr_mask, t.new_pcr_values) < 0)
+                                return REFUSE("rotation new_pcr_values must map exactly new_pcrs to 32 "
+                                              "bytes each");
+                } else if (json_object_object_get_ex(journal, "new_pcr_source", NULL))
+                        return REFUSE("rotation new_pcr_source without new_pcrs");
+                if (json_object_object_get_ex(journal, "hold", &v)) {
+                        if (!json_object_is_type(v, json_type_boolean))
+                                return REFUSE("rotation hold is not a boolean");
+                        t.hold = json_object_get_boolean(v);
+                }
         }
-        if (t.rotation >= ROTATION_SLOT_ADDED) {
+        if (t.rotation >= ROTATION_SLOT_ADDED && t.rotation != ROTATION_UNCONFIRMED) {
                 if (json_get_u64(journal, "new_keyslot", 0, LUKS2_KEYSLOTS_MAX - 1, &u) < 0 || (int) u == t.keyslot)
                         return REFUSE("rotation new_keyslot missing, out of range or equal to keyslot");
                 t.new_keyslot = (int) u;

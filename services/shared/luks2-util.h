@@ -88,11 +88,15 @@ typedef enum EscrowState {
 } EscrowState;
 
 typedef enum RotationStep {
-        ROTATION_NONE,        /* no rotation in progress */
-        ROTATION_STARTED,     /* new secret chosen; nothing written yet besides this journal */
-        ROTATION_SLOT_ADDED,  /* new keyslot exists (new_keyslot) */
-        ROTATION_SEALED,      /* systemd-tpm2 token for the new keyslot written */
-        ROTATION_ESCROWED,    /* escrow blob of the new secret made; old keyslot may go */
+        ROTATION_NONE,       /* no rotation in progress */
+        ROTATION_REQUESTED,  /* a key change (new_key_source, new_pcr_*) waits for key material it needs (the
+                              * controller's share, or the current key); nothing written but this journal */
+        ROTATION_STARTED,    /* new secret chosen; nothing written yet besides this journal */
+        ROTATION_SLOT_ADDED, /* new keyslot exists (new_keyslot) */
+        ROTATION_SEALED,     /* TPM token for the new keyslot written (new_pcr_values) */
+        ROTATION_ESCROWED,   /* escrow blob of the new secret made; old keyslot may go */
+        ROTATION_UNCONFIRMED, /* new key current; the old keyslot (old_keyslot) stays until the controller
+                               * confirms it stores the new escrow blob (at most two keys) */
         _ROTATION_STEP_MAX,
         _ROTATION_STEP_INVALID = -EINVAL,
 } RotationStep;
@@ -122,10 +126,17 @@ typedef struct EveVaultToken {
         char pcr_source[64];               /* "default" or "policy:<id>" */
         uint8_t pcr_values[TPM2_PCRS_MAX][TPM2_SHA256_SIZE]; /* at sealing time, rows of pcr_mask only */
         EscrowState escrow;
+        bool has_filesystem; /* an ext4 file system was made inside (never mkfs again) */
         /* rotation journal */
         RotationStep rotation;
         int new_keyslot;      /* -1 until ROTATION_SLOT_ADDED */
         uint64_t new_generation;
+        KeySource new_key_source; /* the key source after the rotation (= key_source: unchanged) */
+        uint32_t new_pcr_mask;    /* sealing PCRs after it; 0: unchanged (journals of older workers) */
+        char new_pcr_source[64];  /* "" with new_pcr_mask 0 */
+        uint8_t new_pcr_values[TPM2_PCRS_MAX][TPM2_SHA256_SIZE]; /* rows of new_pcr_mask, from SEALED on */
+        bool hold;       /* stop at UNCONFIRMED instead of removing the old keyslot */
+        int old_keyslot; /* ROTATION_UNCONFIRMED: the previous key's keyslot, else -1 */
 } EveVaultToken;
 
 /* Vault names: 1–64 of [A-Za-z0-9_-], not starting with '-'. */

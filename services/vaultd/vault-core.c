@@ -1,17 +1,26 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "vault-core.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <libcryptsetup.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "log.h"
 #include "memory-util.h"
-#include "vault-core.h"
 #include "vault-escrow.h"
+#include "vault-share.h"
 
 static const char *const unlock_method_table[_UNLOCK_METHOD_MAX] = {
         [UNLOCK_NONE] = "none",
         [UNLOCK_TPM] = "tpm",
+        [UNLOCK_TPM_CONTROLLER] = "tpm+controller",
         [UNLOCK_CONTROLLER] = "controller",
         [UNLOCK_RECOVERY] = "recovery",
 };
@@ -27,8 +36,9 @@ void vault_result_done(VaultResult *r) {
         r->reason = mfree(r->reason);
 }
 
-static int set_reason(VaultResult *res, int r, const char *fmt, ...) _printf_(3, 4);
-static int set_reason(VaultResult *res, int r, const char *fmt, ...) {
+/* Records why (error: a VAULT_ERROR_*, may be NULL to keep the current one) and returns r. */
+static int set_reason(VaultResult *res, int r, const char *error, const char *fmt, ...) _printf_(4, 5);
+static int set_reason(VaultResult *res, int r, const char *error, const char *fmt, ...) {
         va_list ap;
         char *s = NULL;
 
@@ -38,8 +48,15 @@ static int set_reason(VaultResult *res, int r, const char *fmt, ...) {
         va_end(ap);
         free(res->reason);
         res->reason = s;
+        if (error)
+                res->error = error;
         log_debug("%s", s ?: "(out of memory)");
         return r;
+}
+
+static void clear_reason(VaultResult *res) {
+        res->reason = mfree(res->reason);
+        res->error = NULL;
 }
 
 void vault_crash_point(const char *step) {
@@ -49,6 +66,11 @@ void vault_crash_point(const char *step) {
                 log_notice("Crash injected at step %s.", step);
                 (void) raise(SIGKILL);
         }
+}
+
+static void progress(const VaultRequest *req, const char *phase, uint64_t done, uint64_t total) {
+        if (req && req->progress)
+                req->progress(phase, done, total, req->userdata);
 }
 
 int vault_pcr_policy_check(uint32_t mask, const char **ret_reason) {
@@ -67,6 +89,8 @@ int vault_pcr_policy_check(uint32_t mask, const char **ret_reason) {
         return reason ? -EINVAL : 0;
 }
 
+/* ---- the eve-vault token ---- */
+
 static int load_eve(struct crypt_device *cd, EveVaultToken *ret, int *ret_id, VaultResult *res) {
         _cleanup_free_ char *json = NULL;
         const char *reason = NULL;
@@ -74,10 +98,19 @@ static int load_eve(struct crypt_device *cd, EveVaultToken *ret, int *ret_id, Va
 
         r = luks2_token_find(cd, LUKS2_TOKEN_EVE, -1, ret_id, &json);
         if (r < 0)
-                return set_reason(res, r, "no eve-vault token: not a vault made by eve-vaultd");
+                return set_reason(
+                                res,
+                                r,
+                                VAULT_ERROR_BAD_IMAGE,
+                                "no eve-vault token: not a vault made by eve-vaultd");
         r = eve_vault_token_from_json(json, ret, &reason);
         if (r < 0)
-                return set_reason(res, r, "eve-vault token refused: %s", reason ?: "invalid");
+                return set_reason(
+                                res,
+                                r,
+                                VAULT_ERROR_BAD_IMAGE,
+                                "eve-vault token refused: %s",
+                                reason ?: "invalid");
         return 0;
 }
 
@@ -88,7 +121,13 @@ static int open_vault(const char *image, struct crypt_device **ret_cd, int *ret_
 
         r = luks2_open(image, &cd);
         if (r < 0)
-                return set_reason(ret, r, "cannot open %s as LUKS2: %s", image, strerror(-r));
+                return set_reason(
+                                ret,
+                                r,
+                                VAULT_ERROR_BAD_IMAGE,
+                                "cannot open %s as LUKS2: %s",
+                                image,
+                                strerror(-r));
         r = load_eve(cd, &ret->token, ret_eve_id, ret);
         if (r < 0)
                 return r;
@@ -96,33 +135,78 @@ static int open_vault(const char *image, struct crypt_device **ret_cd, int *ret_
         return 0;
 }
 
+/* Writes the token when it differs from what the header holds (a LUKS2 header write is two metadata copies
+ * and a sync: not for every unlock). */
 static int save_eve(struct crypt_device *cd, int id, const EveVaultToken *t) {
-        _cleanup_free_ char *json = NULL;
+        _cleanup_free_ char *json = NULL, *old = NULL;
         int r;
 
         r = eve_vault_token_to_json(t, &json);
         if (r < 0)
                 return r;
+        if (id >= 0 && luks2_token_find(cd, LUKS2_TOKEN_EVE, -1, NULL, &old) >= 0 && streq(old, json))
+                return 0;
         r = luks2_token_write(cd, id, json, -1);
         return r < 0 ? r : 0;
 }
 
-/* Seals secret to today's values of pcr_mask and writes the systemd-tpm2 token of keyslot (replacing an
- * existing one), recording the PCR values in t. */
-static int seal_to_slot(Tpm2Context *c, struct crypt_device *cd, int keyslot, const uint8_t *secret,
-                uint32_t pcr_mask, EveVaultToken *t) {
+static int save_or_fail(struct crypt_device *cd, int id, const EveVaultToken *t, VaultResult *res) {
+        int r = save_eve(cd, id, t);
+        if (r < 0)
+                return set_reason(
+                                res,
+                                r,
+                                VAULT_ERROR_FAILED,
+                                "writing the eve-vault token failed: %s",
+                                strerror(-r));
+        return 0;
+}
+
+/* ---- TPM tokens: systemd-tpm2 (key source tpm) and eve-vault-share (tpm+controller) ---- */
+
+static const char *tpm_token_type(KeySource s) {
+        return s == KEY_SOURCE_TPM_CONTROLLER ? VAULT_TOKEN_TPM_SHARE : LUKS2_TOKEN_TPM2;
+}
+
+/* The JSON of a systemd-tpm2 token, under type. */
+static int retype(const char *json, const char *type, char **ret) {
+        json_object *o = json_tokener_parse(json), *v;
+        const char *s;
+        int r = 0;
+
+        if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "type", &v) ||
+            !json_object_is_type(v, json_type_string))
+                r = -EBADMSG;
+        else if (json_object_object_add(o, "type", json_object_new_string(type)) < 0)
+                r = -ENOMEM;
+        else if (!(s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) || !(*ret = strdup(s)))
+                r = -ENOMEM;
+        json_object_put(o);
+        return r;
+}
+
+/* Seals part to today's values of pcr_mask and writes the TPM token of keyslot for source (replacing an
+ * existing one), recording the PCR values in values. */
+static int
+                seal_to_slot(Tpm2Context *c,
+                             struct crypt_device *cd,
+                             int keyslot,
+                             KeySource source,
+                             const uint8_t *part,
+                             uint32_t pcr_mask,
+                             uint8_t values[TPM2_PCRS_MAX][TPM2_SHA256_SIZE]) {
 
         _cleanup_(luks2_tpm2_token_done) Luks2Tpm2Token tok = { .keyslot = keyslot, .pcr_mask = pcr_mask };
-        _cleanup_free_ char *json = NULL;
+        _cleanup_free_ char *json = NULL, *typed = NULL;
         int r, id = -1;
 
-        r = tpm2_pcr_read(c, pcr_mask, t->pcr_values);
+        r = tpm2_pcr_read(c, pcr_mask, values);
         if (r < 0)
                 return r;
         for (unsigned i = 0; i < TPM2_PCRS_MAX; i++)
                 if (!(pcr_mask & (UINT32_C(1) << i)))
-                        memset(t->pcr_values[i], 0, TPM2_SHA256_SIZE);
-        r = tpm2_seal(c, pcr_mask, secret, TPM2_SECRET_SIZE, &tok.blob, &tok.blob_size, tok.policy_hash);
+                        memset(values[i], 0, TPM2_SHA256_SIZE);
+        r = tpm2_seal(c, pcr_mask, part, TPM2_SECRET_SIZE, &tok.blob, &tok.blob_size, tok.policy_hash);
         if (r < 0)
                 return r;
         r = tpm2_srk_serialize(c, true, &tok.srk, &tok.srk_size);
@@ -131,33 +215,69 @@ static int seal_to_slot(Tpm2Context *c, struct crypt_device *cd, int keyslot, co
         r = luks2_tpm2_token_to_json(&tok, &json);
         if (r < 0)
                 return r;
-        (void) luks2_token_find(cd, LUKS2_TOKEN_TPM2, keyslot, &id, NULL);
-        r = luks2_token_write(cd, id, json, keyslot);
+        if (!streq(tpm_token_type(source), LUKS2_TOKEN_TPM2)) {
+                r = retype(json, tpm_token_type(source), &typed);
+                if (r < 0)
+                        return r;
+        }
+        (void) luks2_token_find(cd, tpm_token_type(source), keyslot, &id, NULL);
+        r = luks2_token_write(cd, id, typed ?: json, keyslot);
         return r < 0 ? r : 0;
 }
 
 /* -EPERM: the PCRs moved; -EBADMSG: the token is unusable (res->reason). */
-static int tpm_unseal_slot(Tpm2Context *c, struct crypt_device *cd, int keyslot, uint8_t **ret, VaultResult *res) {
+static int
+                tpm_unseal_slot(Tpm2Context *c,
+                                struct crypt_device *cd,
+                                int keyslot,
+                                KeySource source,
+                                uint8_t **ret,
+                                VaultResult *res) {
+
         _cleanup_(luks2_tpm2_token_done) Luks2Tpm2Token tok = {};
         _cleanup_secret_ uint8_t *secret = NULL;
-        _cleanup_free_ char *json = NULL;
-        const char *reason = NULL;
+        _cleanup_free_ char *json = NULL, *typed = NULL;
+        const char *type = tpm_token_type(source), *reason = NULL;
         size_t n;
         int r;
 
-        r = luks2_token_find(cd, LUKS2_TOKEN_TPM2, keyslot, NULL, &json);
+        r = luks2_token_find(cd, type, keyslot, NULL, &json);
         if (r < 0)
-                return set_reason(res, r, "no systemd-tpm2 token for keyslot %d", keyslot);
-        r = luks2_tpm2_token_from_json(json, &tok, &reason);
+                return set_reason(
+                                res, r, VAULT_ERROR_BAD_IMAGE, "no %s token for keyslot %d", type, keyslot);
+        if (!streq(type, LUKS2_TOKEN_TPM2)) {
+                r = retype(json, LUKS2_TOKEN_TPM2, &typed);
+                if (r < 0)
+                        return set_reason(
+                                        res, -EBADMSG, VAULT_ERROR_BAD_IMAGE, "%s token is not JSON", type);
+        }
+        r = luks2_tpm2_token_from_json(typed ?: json, &tok, &reason);
         if (r < 0)
-                return set_reason(res, r, "systemd-tpm2 token refused: %s", reason);
+                return set_reason(res, r, VAULT_ERROR_BAD_IMAGE, "%s token refused: %s", type, reason);
         if (tok.keyslot != keyslot)
-                return set_reason(res, -EBADMSG, "systemd-tpm2 token names keyslot %d, not %d", tok.keyslot, keyslot);
+                return set_reason(
+                                res,
+                                -EBADMSG,
+                                VAULT_ERROR_BAD_IMAGE,
+                                "%s token names keyslot %d, not %d",
+                                type,
+                                tok.keyslot,
+                                keyslot);
         r = tpm2_unseal(c, tok.pcr_mask, tok.policy_hash, tok.blob, tok.blob_size, &secret, &n);
         if (r < 0)
-                return set_reason(res, r, "TPM unseal failed: %s", tpm2_context_last_error(c));
+                return set_reason(
+                                res,
+                                r,
+                                VAULT_ERROR_KEY_UNAVAILABLE,
+                                "TPM unseal failed: %s",
+                                tpm2_context_last_error(c));
         if (n != TPM2_SECRET_SIZE)
-                return set_reason(res, -EBADMSG, "sealed secret has %zu bytes, not 32", n);
+                return set_reason(
+                                res,
+                                -EBADMSG,
+                                VAULT_ERROR_BAD_IMAGE,
+                                "sealed secret has %zu bytes, not 32",
+                                n);
         *ret = TAKE_PTR(secret);
         return 0;
 }
@@ -174,47 +294,6 @@ static uint32_t moved_pcrs(Tpm2Context *c, const EveVaultToken *t) {
         return m;
 }
 
-/* A rotation journal left by a crash: before the new key was escrowed, undo (drop every keyslot but the
- * current one); after, finish (drop the old keyslot, make the new one current). Needs no key. */
-static int recover_journal(struct crypt_device *cd, int eve_id, EveVaultToken *t, VaultResult *res) {
-        uint32_t active;
-        int r;
-
-        res->recovered = t->rotation;
-        if (t->rotation == ROTATION_NONE)
-                return 0;
-        active = luks2_keyslots_active(cd);
-        if (t->rotation == ROTATION_ESCROWED) {
-                if (active & (UINT32_C(1) << t->keyslot)) {
-                        r = luks2_remove_keyslot(cd, t->keyslot);
-                        if (r < 0)
-                                return set_reason(res, r, "rotation: removing the old keyslot failed");
-                }
-                t->keyslot = t->new_keyslot;
-                t->generation = t->new_generation;
-                t->escrow = ESCROW_PENDING;
-                res->rolled_forward = true;
-        } else {
-                if (!(active & (UINT32_C(1) << t->keyslot)))
-                        return set_reason(res, -EBADMSG, "rotation journal: the current keyslot %d is gone", t->keyslot);
-                for (int k = 0; k < LUKS2_KEYSLOTS_MAX; k++)
-                        if (k != t->keyslot && (active & (UINT32_C(1) << k))) {
-                                r = luks2_remove_keyslot(cd, k);
-                                if (r < 0)
-                                        return set_reason(res, r, "rotation: removing keyslot %d failed", k);
-                        }
-                res->rolled_forward = false;
-        }
-        t->rotation = ROTATION_NONE;
-        t->new_keyslot = -1;
-        t->new_generation = 0;
-        r = save_eve(cd, eve_id, t);
-        if (r < 0)
-                return set_reason(res, r, "rotation: writing the eve-vault token failed");
-        log_info("Vault %s: interrupted rotation %s.", t->name, res->rolled_forward ? "completed" : "rolled back");
-        return 0;
-}
-
 static int random_secret(uint8_t **ret) {
         _cleanup_secret_ uint8_t *s = eve_secret_alloc(TPM2_SECRET_SIZE);
 
@@ -226,88 +305,812 @@ static int random_secret(uint8_t **ret) {
         return 0;
 }
 
-int vault_create(Tpm2Context *c, const char *image, const char *name, uint64_t size, uint32_t pcr_mask,
-                const char *pcr_source, VaultResult *ret) {
+/* ---- the rotation journal ---- */
+
+/* The new key becomes the current one (the rotation's targets, from the journal). */
+static void journal_promote(EveVaultToken *t) {
+        t->keyslot = t->new_keyslot;
+        t->generation = t->new_generation;
+        t->key_source = t->new_key_source;
+        if (t->new_pcr_mask != 0) {
+                t->pcr_mask = t->new_pcr_mask;
+                memcpy(t->pcr_values, t->new_pcr_values, sizeof(t->pcr_values));
+                strcpy(t->pcr_source, t->new_pcr_source);
+        }
+        t->escrow = key_source_needs_tpm(t->key_source) ? ESCROW_PENDING : ESCROW_NONE;
+}
+
+static void journal_clear(EveVaultToken *t, RotationStep step) {
+        t->rotation = step;
+        t->new_keyslot = -1;
+        t->hold = false;
+        t->old_keyslot = -1;
+        memset(t->new_pcr_values, 0, sizeof(t->new_pcr_values));
+        if (step == ROTATION_NONE) {
+                t->new_generation = 0;
+                t->new_key_source = t->key_source;
+                t->new_pcr_mask = 0;
+                t->new_pcr_source[0] = '\0';
+        }
+}
+
+/* Whether a journal asks for more than a new secret (a new key source or PCR set): such a request is kept
+ * when a rotation is undone, so that it runs again once it can. */
+static bool journal_changes_policy(const EveVaultToken *t) {
+        return t->new_key_source != t->key_source ||
+                        (t->new_pcr_mask != 0 && t->new_pcr_mask != t->pcr_mask) ||
+                        (t->new_pcr_mask != 0 && !streq(t->new_pcr_source, t->pcr_source));
+}
+
+/* A rotation journal left by a crash: before the new key was escrowed, undo (drop every keyslot but the
+ * current one); after, finish (drop the old keyslot, or keep it until confirmed when the rotation holds).
+ * Needs no key. REQUESTED and UNCONFIRMED are resting states, not crashes. */
+static int recover_journal(struct crypt_device *cd, int eve_id, EveVaultToken *t, VaultResult *res) {
+        uint32_t active;
+        int r;
+
+        if (t->rotation == ROTATION_NONE || t->rotation == ROTATION_REQUESTED ||
+            t->rotation == ROTATION_UNCONFIRMED)
+                return 0;
+        res->recovered = t->rotation;
+        active = luks2_keyslots_active(cd);
+        if (t->rotation == ROTATION_ESCROWED) {
+                int old = t->keyslot;
+
+                if (!(active & (UINT32_C(1) << t->new_keyslot)))
+                        return set_reason(
+                                        res,
+                                        -EBADMSG,
+                                        VAULT_ERROR_BAD_IMAGE,
+                                        "rotation journal: the new keyslot %d is gone",
+                                        t->new_keyslot);
+                journal_promote(t);
+                if (t->hold) {
+                        journal_clear(t, ROTATION_UNCONFIRMED);
+                        t->old_keyslot = old;
+                } else {
+                        if (active & (UINT32_C(1) << old)) {
+                                r = luks2_remove_keyslot(cd, old);
+                                if (r < 0)
+                                        return set_reason(
+                                                        res,
+                                                        r,
+                                                        VAULT_ERROR_FAILED,
+                                                        "rotation: removing the old keyslot failed");
+                        }
+                        journal_clear(t, ROTATION_NONE);
+                }
+                res->rolled_forward = true;
+        } else {
+                if (!(active & (UINT32_C(1) << t->keyslot)))
+                        return set_reason(
+                                        res,
+                                        -EBADMSG,
+                                        VAULT_ERROR_BAD_IMAGE,
+                                        "rotation journal: the current keyslot %d is gone",
+                                        t->keyslot);
+                for (int k = 0; k < LUKS2_KEYSLOTS_MAX; k++)
+                        if (k != t->keyslot && (active & (UINT32_C(1) << k))) {
+                                r = luks2_remove_keyslot(cd, k);
+                                if (r < 0)
+                                        return set_reason(
+                                                        res,
+                                                        r,
+                                                        VAULT_ERROR_FAILED,
+                                                        "rotation: removing keyslot %d failed",
+                                                        k);
+                        }
+                journal_clear(t, journal_changes_policy(t) ? ROTATION_REQUESTED : ROTATION_NONE);
+                res->rolled_forward = false;
+        }
+        r = save_or_fail(cd, eve_id, t, res);
+        if (r < 0)
+                return r;
+        log_info("Vault %s: interrupted rotation %s.", t->name, res->rolled_forward ? "completed" : "rolled back");
+        return 0;
+}
+
+/* ---- obtaining the current key ---- */
+
+typedef struct KeyParts {
+        uint8_t *secret;     /* the keyslot passphrase's secret */
+        uint8_t *tpm_part;   /* what the TPM holds (tpm: = secret; tpm+controller: the TPM share) */
+        uint8_t *ctrl_share; /* the controller's share, when one was given (even if not needed) */
+        int keyslot;         /* the keyslot it opens */
+        bool from_escrow;    /* tpm_part came from an escrow blob: re-seal */
+        bool previous;       /* it is the previous key of an unconfirmed rotation */
+} KeyParts;
+
+static void key_parts_done(KeyParts *k) {
+        k->secret = eve_secret_free(k->secret);
+        k->tpm_part = eve_secret_free(k->tpm_part);
+        k->ctrl_share = eve_secret_free(k->ctrl_share);
+}
+
+/* Opens the controller's share in keys, if any; it must be for this vault. */
+static int
+                open_share(Tpm2Context *c,
+                           const EveVaultToken *t,
+                           const VaultKeys *keys,
+                           uint8_t **ret,
+                           VaultResult *res) {
+        const char *reason = NULL;
+        VaultShare s;
+        int r;
+
+        if (!keys || !keys->share)
+                return 0;
+        r = vault_share_parse(keys->share, keys->share_size, &s, &reason);
+        if (r < 0)
+                return set_reason(res, r, VAULT_ERROR_KEY_REJECTED, "%s", reason);
+        if (!streq(s.vault_uuid, t->uuid))
+                return set_reason(
+                                res,
+                                -EBADMSG,
+                                VAULT_ERROR_KEY_REJECTED,
+                                "controller share is for vault %s, not %s",
+                                s.vault_uuid,
+                                t->uuid);
+        r = vault_share_open(c, &s, ret, &reason);
+        if (r < 0)
+                return set_reason(res, r, VAULT_ERROR_KEY_REJECTED, "%s", reason ?: strerror(-r));
+        return 1;
+}
+
+static const char *source_str(KeySource s) {
+        return key_source_to_string(s) ?: "?";
+}
+
+/* Gets the current key (t->keyslot; in an unconfirmed rotation possibly the previous one through its escrow)
+ * from the TPM and/or what the controller released. -ENOKEY with the reason when it is not (yet) there. */
+static int
+                obtain_key(Tpm2Context *c,
+                           struct crypt_device *cd,
+                           const EveVaultToken *t,
+                           const VaultKeys *keys,
+                           KeyParts *ret,
+                           VaultResult *res) {
+
+        bool want_tpm = key_source_needs_tpm(t->key_source),
+             want_ctrl = key_source_needs_controller(t->key_source);
+        bool tpm_refused = false;
+        int r;
+
+        r = open_share(c, t, keys, &ret->ctrl_share, res);
+        if (r < 0)
+                return r;
+
+        if (want_tpm) {
+                /* Whatever the TPM path's trouble (moved PCRs, another TPM, a token refused), the escrow
+                 * path may still open the vault, and re-sealing then replaces the TPM token. */
+                r = tpm_unseal_slot(c, cd, t->keyslot, t->key_source, &ret->tpm_part, res);
+                if (r == -EPERM)
+                        res->moved_pcrs = moved_pcrs(c, t);
+                tpm_refused = r < 0;
+        }
+        if (want_tpm && !ret->tpm_part && keys && keys->escrow) {
+                const char *reason = NULL;
+
+                r = escrow_unwrap(c, keys->escrow, keys->escrow_size, &ret->tpm_part, &reason);
+                if (r < 0)
+                        return set_reason(
+                                        res,
+                                        r,
+                                        VAULT_ERROR_KEY_REJECTED,
+                                        "escrow blob refused: %s",
+                                        reason ?: strerror(-r));
+                ret->from_escrow = true;
+        }
+        if (want_tpm && !ret->tpm_part) {
+                _cleanup_free_ char *m = tpm2_pcr_mask_to_string(res->moved_pcrs);
+                if (res->moved_pcrs)
+                        return set_reason(
+                                        res,
+                                        -ENOKEY,
+                                        VAULT_ERROR_KEY_UNAVAILABLE,
+                                        "locked: the TPM refused the key (PCRs %s changed since sealing); "
+                                        "waiting for the controller",
+                                        m ?: "?");
+                return set_reason(
+                                res,
+                                -ENOKEY,
+                                VAULT_ERROR_KEY_UNAVAILABLE,
+                                "locked: %s%s",
+                                tpm_refused ? "the TPM refused the key: " : "",
+                                res->reason ?: "no key");
+        }
+        if (want_ctrl && !ret->ctrl_share)
+                return set_reason(
+                                res,
+                                -ENOKEY,
+                                VAULT_ERROR_KEY_UNAVAILABLE,
+                                "locked: waiting for the controller's share (key source %s)",
+                                source_str(t->key_source));
+
+        r = vault_secret_derive(
+                        t->key_source,
+                        t->uuid,
+                        t->generation,
+                        want_tpm ? ret->tpm_part : NULL,
+                        want_ctrl ? ret->ctrl_share : NULL,
+                        &ret->secret);
+        if (r < 0)
+                return set_reason(res, r, VAULT_ERROR_FAILED, "deriving the vault secret failed");
+        r = luks2_check_key(cd, t->keyslot, ret->secret, TPM2_SECRET_SIZE);
+        if (r >= 0) {
+                ret->keyslot = r;
+                return 0;
+        }
+        /* An escrow blob of the previous key, while a rotation waits for the controller's confirmation: the
+         * controller never stored the new one. */
+        if (ret->from_escrow && t->rotation == ROTATION_UNCONFIRMED) {
+                ret->secret = eve_secret_free(ret->secret);
+                r = vault_secret_derive(
+                                t->key_source,
+                                t->uuid,
+                                t->generation - 1,
+                                want_tpm ? ret->tpm_part : NULL,
+                                want_ctrl ? ret->ctrl_share : NULL,
+                                &ret->secret);
+                if (r >= 0 && luks2_check_key(cd, t->old_keyslot, ret->secret, TPM2_SECRET_SIZE) >= 0) {
+                        ret->keyslot = t->old_keyslot;
+                        ret->previous = true;
+                        return 0;
+                }
+        }
+        if (ret->from_escrow)
+                return set_reason(
+                                res,
+                                -EKEYREJECTED,
+                                VAULT_ERROR_KEY_REJECTED,
+                                "the escrowed key does not open keyslot %d (an older key?)",
+                                t->keyslot);
+        if (ret->ctrl_share && want_ctrl)
+                return set_reason(
+                                res,
+                                -EKEYREJECTED,
+                                VAULT_ERROR_KEY_REJECTED,
+                                "the key made with the controller's share does not open keyslot %d",
+                                t->keyslot);
+        return set_reason(
+                        res,
+                        -EKEYREJECTED,
+                        VAULT_ERROR_BAD_IMAGE,
+                        "the TPM-sealed key does not open keyslot %d",
+                        t->keyslot);
+}
+
+/* ---- rotation ---- */
+
+typedef struct RotationTarget {
+        KeySource source;
+        uint32_t pcr_mask;
+        char pcr_source[64];
+        bool hold;
+} RotationTarget;
+
+/* Runs a rotation with the current key in hand (k). ctrl_share: for a target that needs it. */
+static int
+                do_rotate(Tpm2Context *c,
+                          struct crypt_device *cd,
+                          int eve_id,
+                          EveVaultToken *t,
+                          const KeyParts *k,
+                          const RotationTarget *target,
+                          VaultResult *ret) {
+
+        _cleanup_secret_ uint8_t *part = NULL, *secret = NULL;
+        int r, slot, old = t->keyslot;
+
+        if (key_source_needs_tpm(target->source)) {
+                r = random_secret(&part);
+                if (r < 0)
+                        return set_reason(ret, r, VAULT_ERROR_FAILED, "no random secret");
+        }
+        r = vault_secret_derive(
+                        target->source,
+                        t->uuid,
+                        t->generation + 1,
+                        part,
+                        key_source_needs_controller(target->source) ? k->ctrl_share : NULL,
+                        &secret);
+        if (r < 0)
+                return set_reason(ret, r, VAULT_ERROR_FAILED, "deriving the new secret failed");
+
+        t->rotation = ROTATION_STARTED;
+        t->new_generation = t->generation + 1;
+        t->new_key_source = target->source;
+        t->new_pcr_mask = target->pcr_mask;
+        strcpy(t->new_pcr_source, target->pcr_source);
+        t->hold = target->hold && key_source_needs_tpm(target->source);
+        t->new_keyslot = -1;
+        r = save_or_fail(cd, eve_id, t, ret);
+        if (r < 0)
+                return r;
+        vault_crash_point("started");
+
+        slot = luks2_add_keyslot(cd, k->secret, TPM2_SECRET_SIZE, secret, TPM2_SECRET_SIZE);
+        if (slot < 0)
+                return set_reason(ret, slot, VAULT_ERROR_FAILED, "rotation: adding a keyslot failed");
+        vault_crash_point("slot-add");
+        t->rotation = ROTATION_SLOT_ADDED;
+        t->new_keyslot = slot;
+        r = save_or_fail(cd, eve_id, t, ret);
+        if (r < 0)
+                return r;
+        vault_crash_point("slot-added");
+
+        if (part) {
+                r = seal_to_slot(c, cd, slot, target->source, part, target->pcr_mask, t->new_pcr_values);
+                if (r < 0)
+                        return set_reason(
+                                        ret,
+                                        r,
+                                        VAULT_ERROR_FAILED,
+                                        "rotation: sealing the new key failed: %s",
+                                        tpm2_context_last_error(c));
+        }
+        vault_crash_point("seal");
+        t->rotation = ROTATION_SEALED;
+        r = save_or_fail(cd, eve_id, t, ret);
+        if (r < 0)
+                return r;
+        vault_crash_point("sealed");
+
+        ret->escrow_blob = mfree(ret->escrow_blob);
+        if (part) {
+                r = escrow_wrap(c, part, &ret->escrow_blob, &ret->escrow_blob_size);
+                if (r < 0)
+                        return set_reason(
+                                        ret,
+                                        r,
+                                        VAULT_ERROR_FAILED,
+                                        "rotation: escrow of the new key failed: %s",
+                                        tpm2_context_last_error(c));
+                ret->escrow_generation = t->new_generation;
+        }
+        t->rotation = ROTATION_ESCROWED;
+        r = save_or_fail(cd, eve_id, t, ret);
+        if (r < 0)
+                return r;
+        vault_crash_point("escrowed");
+
+        journal_promote(t);
+        if (t->hold) {
+                journal_clear(t, ROTATION_UNCONFIRMED);
+                t->old_keyslot = old;
+        } else {
+                r = luks2_remove_keyslot(cd, old);
+                if (r < 0)
+                        return set_reason(
+                                        ret,
+                                        r,
+                                        VAULT_ERROR_FAILED,
+                                        "rotation: removing the old keyslot failed");
+                vault_crash_point("removed");
+                journal_clear(t, ROTATION_NONE);
+        }
+        r = save_or_fail(cd, eve_id, t, ret);
+        if (r < 0)
+                return r;
+        ret->key_method = key_source_needs_tpm(t->key_source)
+                        ? (key_source_needs_controller(t->key_source) ? UNLOCK_TPM_CONTROLLER : UNLOCK_TPM)
+                        : UNLOCK_CONTROLLER;
+        return 0;
+}
+
+/* The targets of a rotation: what the request says, else what an earlier request recorded, else the
+ * current policy. */
+static int rotation_target(
+                const EveVaultToken *t, const VaultRequest *req, RotationTarget *ret, VaultResult *res) {
+        RotationTarget g = {
+                .source = t->key_source,
+                .pcr_mask = t->pcr_mask,
+                .hold = req && req->hold,
+        };
+        const char *reason = NULL;
+
+        strcpy(g.pcr_source, t->pcr_source);
+        if (t->rotation == ROTATION_REQUESTED) {
+                g.source = t->new_key_source;
+                g.hold = g.hold || t->hold;
+                if (t->new_pcr_mask != 0) {
+                        g.pcr_mask = t->new_pcr_mask;
+                        strcpy(g.pcr_source, t->new_pcr_source);
+                }
+        }
+        if (req && req->key_source >= 0)
+                g.source = req->key_source;
+        if (req && req->pcr_mask != 0) {
+                g.pcr_mask = req->pcr_mask;
+                (void) snprintf(g.pcr_source, sizeof(g.pcr_source), "%s", req->pcr_source ?: "default");
+        }
+        if (!key_source_to_string(g.source))
+                return set_reason(res, -EINVAL, VAULT_ERROR_INVALID_POLICY, "unknown key source");
+        if (key_source_needs_tpm(g.source) && vault_pcr_policy_check(g.pcr_mask, &reason) < 0)
+                return set_reason(
+                                res,
+                                -EINVAL,
+                                VAULT_ERROR_INVALID_POLICY,
+                                "invalid sealing PCRs: %s",
+                                reason);
+        *ret = g;
+        return 0;
+}
+
+/* Records a rotation as requested, to run when its key material is there. */
+static int
+                record_request(struct crypt_device *cd,
+                               int eve_id,
+                               EveVaultToken *t,
+                               const RotationTarget *g,
+                               VaultResult *ret) {
+        int r;
+
+        t->rotation = ROTATION_REQUESTED;
+        t->new_generation = t->generation + 1;
+        t->new_key_source = g->source;
+        t->new_pcr_mask = g->pcr_mask;
+        strcpy(t->new_pcr_source, g->pcr_source);
+        t->hold = g->hold;
+        t->new_keyslot = -1;
+        r = save_or_fail(cd, eve_id, t, ret);
+        if (r < 0)
+                return r;
+        ret->requested = true;
+        return 0;
+}
+
+/* ---- create ---- */
+
+/* Creates image exclusively and reserves size bytes, reporting progress: allocation is what takes time for a
+ * large vault (LUKS2 format writes only the header). */
+static int allocate_image(const char *image, uint64_t size, const VaultRequest *req) {
+        _cleanup_close_ int fd = open(image, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        const uint64_t chunk = UINT64_C(64) << 20;
+        int r;
+
+        if (fd < 0)
+                return -errno;
+        progress(req, "allocate", 0, size);
+        for (uint64_t off = 0; off < size; off += chunk) {
+                uint64_t n = MIN(chunk, size - off);
+
+                r = posix_fallocate(fd, (off_t) off, (off_t) n);
+                if (r == EOPNOTSUPP || r == EINVAL)
+                        break; /* a file system without fallocate: the image stays sparse */
+                if (r != 0)
+                        return -r;
+                progress(req, "allocate", off + n, size);
+        }
+        if (ftruncate(fd, (off_t) size) < 0)
+                return -errno;
+        return 0;
+}
+
+int vault_create(
+                Tpm2Context *c,
+                const char *image,
+                const char *name,
+                uint64_t size,
+                const VaultRequest *req,
+                VaultResult *ret) {
 
         _cleanup_(luks2_crypt_freep) struct crypt_device *cd = NULL;
         _cleanup_secret_ uint8_t *secret = NULL;
         EveVaultToken *t = &ret->token;
+        KeySource wanted = req->key_source >= 0 ? req->key_source : KEY_SOURCE_TPM;
+        uint32_t pcr_mask = req->pcr_mask ?: VAULT_DEFAULT_PCRS;
         const char *reason;
         int r, slot;
 
         if (!vault_name_is_valid(name))
-                return set_reason(ret, -EINVAL, "invalid vault name");
+                return set_reason(ret, -EINVAL, VAULT_ERROR_INVALID_POLICY, "invalid vault name");
+        if (!key_source_to_string(wanted))
+                return set_reason(ret, -EINVAL, VAULT_ERROR_INVALID_POLICY, "unknown key source");
         if (vault_pcr_policy_check(pcr_mask, &reason) < 0)
-                return set_reason(ret, -EINVAL, "invalid sealing PCRs: %s", reason);
+                return set_reason(
+                                ret,
+                                -EINVAL,
+                                VAULT_ERROR_INVALID_POLICY,
+                                "invalid sealing PCRs: %s",
+                                reason);
         if (size < LUKS2_IMAGE_SIZE_MIN)
-                return set_reason(ret, -ERANGE, "size below 32 MiB");
-        if (access(image, F_OK) == 0)
-                return set_reason(ret, -EEXIST, "%s exists already", image);
+                return set_reason(ret, -ERANGE, VAULT_ERROR_INVALID_POLICY, "size below 32 MiB");
 
+        r = allocate_image(image, size, req);
+        if (r == -EEXIST)
+                return set_reason(ret, r, VAULT_ERROR_EXISTS, "%s exists already", image);
+        if (r < 0) {
+                (void) unlink(image);
+                return set_reason(
+                                ret, r, VAULT_ERROR_FAILED, "allocating %s failed: %s", image, strerror(-r));
+        }
+
+        /* The first key is always TPM-sealed. A vault wanting the controller's share records that as a
+         * requested rotation: it is not opened (and gets no file system, so no data) until the share is
+         * there and the key changed to it. */
         r = random_secret(&secret);
-        if (r < 0)
-                return set_reason(ret, r, "no random secret");
-        *t = (EveVaultToken) {
+        if (r < 0) {
+                (void) unlink(image);
+                return set_reason(ret, r, VAULT_ERROR_FAILED, "no random secret");
+        }
+        *t = (EveVaultToken){
                 .generation = 1,
                 .key_source = KEY_SOURCE_TPM,
+                .new_key_source = KEY_SOURCE_TPM,
                 .pcr_mask = pcr_mask,
                 .new_keyslot = -1,
+                .old_keyslot = -1,
         };
         strcpy(t->name, name);
-        (void) snprintf(t->pcr_source, sizeof(t->pcr_source), "%s", pcr_source ?: "default");
+        (void) snprintf(t->pcr_source, sizeof(t->pcr_source), "%s", req->pcr_source ?: "default");
 
+        progress(req, "format", 0, 1);
         r = luks2_format(image, size, secret, TPM2_SECRET_SIZE, &cd, &slot, t->uuid);
-        if (r < 0) {
-                (void) unlink(image);
-                return set_reason(ret, r, "formatting %s as LUKS2 failed", image);
+        if (r >= 0 && req->uuid) {
+                r = crypt_set_uuid(cd, req->uuid);
+                if (r >= 0)
+                        (void) snprintf(t->uuid, sizeof(t->uuid), "%s", crypt_get_uuid(cd));
         }
-        t->keyslot = slot;
-        r = seal_to_slot(c, cd, slot, secret, pcr_mask, t);
         if (r < 0) {
                 (void) unlink(image);
-                return set_reason(ret, r, "sealing to the TPM failed: %s", tpm2_context_last_error(c));
+                return set_reason(
+                                ret,
+                                r,
+                                VAULT_ERROR_FAILED,
+                                "formatting %s as LUKS2 failed: %s",
+                                image,
+                                strerror(-r));
+        }
+        progress(req, "format", 1, 1);
+        t->keyslot = slot;
+        r = seal_to_slot(c, cd, slot, KEY_SOURCE_TPM, secret, pcr_mask, t->pcr_values);
+        if (r < 0) {
+                (void) unlink(image);
+                return set_reason(
+                                ret,
+                                r,
+                                VAULT_ERROR_FAILED,
+                                "sealing to the TPM failed: %s",
+                                tpm2_context_last_error(c));
         }
         r = escrow_wrap(c, secret, &ret->escrow_blob, &ret->escrow_blob_size);
         if (r < 0)
                 /* The TPM alone still opens the vault; escrow is for rescue. Say so and go on. */
-                (void) set_reason(ret, 0, "no escrow blob (%s): the controller cannot rescue this vault yet",
-                                  tpm2_context_last_error(c));
+                (void) set_reason(
+                                ret,
+                                0,
+                                NULL,
+                                "no escrow blob (%s): the controller cannot rescue this vault yet",
+                                tpm2_context_last_error(c));
+        ret->escrow_generation = 1;
         t->escrow = r < 0 ? ESCROW_NONE : ESCROW_PENDING;
+        if (wanted != KEY_SOURCE_TPM) {
+                t->rotation = ROTATION_REQUESTED;
+                t->new_generation = 2;
+                t->new_key_source = wanted;
+                t->new_pcr_mask = pcr_mask;
+                strcpy(t->new_pcr_source, t->pcr_source);
+                t->hold = req->hold;
+                ret->requested = true;
+                /* No escrow of a provisional key: the controller's share replaces it. */
+                ret->escrow_blob = mfree(ret->escrow_blob);
+                t->escrow = ESCROW_NONE;
+        }
         r = save_eve(cd, -1, t);
         if (r < 0) {
                 (void) unlink(image);
-                return set_reason(ret, r, "writing the eve-vault token failed");
+                return set_reason(ret, r, VAULT_ERROR_FAILED, "writing the eve-vault token failed");
         }
         ret->keyslots = luks2_keyslots_active(cd);
         ret->key_method = UNLOCK_TPM;
-        /* The ext4 file system needs the mapping: it is made at the first activation (mkfs on an empty
-         * mapping), so a host without device-mapper can still create vaults. */
+        /* The ext4 file system needs the mapping: it is made at the first activation, so a host without
+         * device-mapper can still create vaults. */
         return 0;
 }
 
-static int activate(struct crypt_device *cd, const char *map_name, int slot, const uint8_t *secret,
-                VaultResult *ret) {
-        int r;
+/* ---- map and mount ---- */
+
+/* Whether mount_point is a mount point of source (per /proc/self/mountinfo): 1 yes, 0 no. */
+static int is_mounted(const char *mount_point) {
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+        char *line = NULL;
+        size_t n = 0;
+        int found = 0;
+
+        if (!f || !mount_point)
+                return 0;
+        while (getline(&line, &n, f) > 0) {
+                char mp[4096];
+
+                /* id parent major:minor root mount-point … */
+                if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && streq(mp, mount_point)) {
+                        found = 1;
+                        break;
+                }
+        }
+        free(line);
+        return found;
+}
+
+static bool is_active(const char *map_name) {
+        crypt_status_info s;
 
         if (!map_name)
-                return 0;
-        r = luks2_activate(cd, map_name, slot, secret, TPM2_SECRET_SIZE);
-        if (r == -EOPNOTSUPP)
-                return set_reason(ret, 0, "device-mapper unavailable: key verified (%s), volume not mapped",
-                                  unlock_method_to_string(ret->key_method));
-        if (r < 0 && r != -EEXIST)
-                return set_reason(ret, 0, "activating /dev/mapper/%s failed: %s", map_name, strerror(-r));
-        ret->activated = true;
+                return false;
+        s = crypt_status(NULL, map_name);
+        return s == CRYPT_ACTIVE || s == CRYPT_BUSY;
+}
+
+/* An ext2/3/4 superblock magic (0xEF53 at 1080) on dev: 1 yes, 0 no. */
+static int has_ext_magic(const char *dev) {
+        _cleanup_close_ int fd = open(dev, O_RDONLY | O_CLOEXEC);
+        uint8_t m[2];
+
+        if (fd < 0)
+                return -errno;
+        if (pread(fd, m, sizeof(m), 1080) != (ssize_t) sizeof(m))
+                return -EIO;
+        return m[0] == 0x53 && m[1] == 0xef;
+}
+
+static int run_mkfs(const char *dev, const char *label) {
+        pid_t pid;
+        int status;
+
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                /* stdout is the worker's result channel: mkfs talks to stderr. */
+                if (dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+                        _exit(127);
+                execlp("mkfs.ext4",
+                       "mkfs.ext4",
+                       "-q",
+                       "-F",
+                       "-L",
+                       label,
+                       "-E",
+                       "lazy_itable_init=1,lazy_journal_init=1",
+                       dev,
+                       (char *) NULL);
+                _exit(127);
+        }
+        if (waitpid(pid, &status, 0) < 0)
+                return -errno;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                return WIFEXITED(status) && WEXITSTATUS(status) == 127 ? -ENOENT : -EIO;
         return 0;
 }
 
-int vault_unlock(Tpm2Context *c, const char *image, const char *map_name, const void *escrow, size_t escrow_size,
-                VaultResult *ret) {
+static int
+                mount_vault(struct crypt_device *cd,
+                            int eve_id,
+                            EveVaultToken *t,
+                            const VaultRequest *req,
+                            VaultResult *ret) {
+        _cleanup_free_ char *dev = NULL;
+        int r;
 
+        if (asprintf(&dev, "/dev/mapper/%s", req->map_name) < 0)
+                return -ENOMEM;
+        if (is_mounted(req->mount_point)) {
+                ret->mounted = true;
+                return 0;
+        }
+        if (!t->has_filesystem) {
+                r = has_ext_magic(dev);
+                if (r < 0)
+                        return set_reason(
+                                        ret, r, VAULT_ERROR_FAILED, "cannot read %s: %s", dev, strerror(-r));
+                if (r == 0) {
+                        /* Only a vault that never had a file system gets one: data is never formatted over.
+                         */
+                        progress(req, "mkfs", 0, 1);
+                        r = run_mkfs(dev, t->name);
+                        if (r < 0)
+                                return set_reason(
+                                                ret,
+                                                r,
+                                                VAULT_ERROR_FAILED,
+                                                "mkfs.ext4 on %s failed: %s",
+                                                dev,
+                                                strerror(-r));
+                        progress(req, "mkfs", 1, 1);
+                        ret->made_filesystem = true;
+                }
+                t->has_filesystem = true;
+                r = save_or_fail(cd, eve_id, t, ret);
+                if (r < 0)
+                        return r;
+        }
+        if (mkdir(req->mount_point, 0700) < 0 && errno != EEXIST)
+                return set_reason(ret, -errno, VAULT_ERROR_FAILED, "cannot create %s: %m", req->mount_point);
+        if (mount(dev, req->mount_point, "ext4", MS_NODEV | MS_NOSUID, NULL) < 0)
+                return set_reason(
+                                ret,
+                                -errno,
+                                VAULT_ERROR_FAILED,
+                                "mounting %s at %s failed: %m",
+                                dev,
+                                req->mount_point);
+        ret->mounted = true;
+        return 0;
+}
+
+static int
+                activate(struct crypt_device *cd,
+                         int eve_id,
+                         EveVaultToken *t,
+                         const VaultRequest *req,
+                         int slot,
+                         const uint8_t *secret,
+                         VaultResult *ret) {
+        int r;
+
+        if (!req->map_name)
+                return 0;
+        r = luks2_activate(cd, req->map_name, slot, secret, TPM2_SECRET_SIZE);
+        if (r == -EOPNOTSUPP)
+                return set_reason(
+                                ret,
+                                0,
+                                VAULT_ERROR_NO_DM,
+                                "device-mapper unavailable: key verified (%s), volume not mapped",
+                                unlock_method_to_string(ret->key_method));
+        if (r < 0 && r != -EEXIST && r != -EBUSY)
+                return set_reason(
+                                ret,
+                                0,
+                                VAULT_ERROR_FAILED,
+                                "activating /dev/mapper/%s failed: %s",
+                                req->map_name,
+                                strerror(-r));
+        ret->activated = true;
+        if (!req->mount_point)
+                return 0;
+        /* The vault is mapped even when mounting fails: the reason says why it is not mounted. */
+        (void) mount_vault(cd, eve_id, t, req, ret);
+        return 0;
+}
+
+/* ---- unlock ---- */
+
+static UnlockMethod method_of(const EveVaultToken *t, const KeyParts *k) {
+        if (k->from_escrow || !key_source_needs_tpm(t->key_source))
+                return UNLOCK_CONTROLLER;
+        return key_source_needs_controller(t->key_source) ? UNLOCK_TPM_CONTROLLER : UNLOCK_TPM;
+}
+
+/* The previous key of an unconfirmed rotation opened (its escrow is what the controller holds): undo the
+ * rotation, so the key the controller can rescue is the current one again. */
+static int undo_unconfirmed(struct crypt_device *cd, int eve_id, EveVaultToken *t, VaultResult *ret) {
+        int r, newer = t->keyslot;
+
+        t->keyslot = t->old_keyslot;
+        t->generation--;
+        journal_clear(t, ROTATION_NONE);
+        r = luks2_remove_keyslot(cd, newer);
+        if (r < 0)
+                return set_reason(
+                                ret,
+                                r,
+                                VAULT_ERROR_FAILED,
+                                "removing the unconfirmed keyslot %d failed",
+                                newer);
+        t->escrow = ESCROW_CONFIRMED; /* the controller just released it */
+        log_info("Vault %s: opened with the previous key's escrow; the unconfirmed key change is undone.",
+                 t->name);
+        return save_or_fail(cd, eve_id, t, ret);
+}
+
+int vault_unlock(Tpm2Context *c, const char *image, const VaultRequest *req, VaultResult *ret) {
         _cleanup_(luks2_crypt_freep) struct crypt_device *cd = NULL;
-        _cleanup_secret_ uint8_t *secret = NULL;
+        _cleanup_(key_parts_done) KeyParts k = { .keyslot = -1 };
         EveVaultToken *t = &ret->token;
-        int r, eve_id, slot = -1;
+        int r, eve_id;
 
         r = open_vault(image, &cd, &eve_id, ret);
         if (r < 0)
@@ -316,69 +1119,94 @@ int vault_unlock(Tpm2Context *c, const char *image, const char *map_name, const 
         if (r < 0)
                 return r;
 
-        /* 1. The TPM, under the PCR policy. */
-        r = tpm_unseal_slot(c, cd, t->keyslot, &secret, ret);
-        if (r >= 0) {
-                slot = luks2_check_key(cd, t->keyslot, secret, TPM2_SECRET_SIZE);
-                if (slot < 0) {
-                        (void) set_reason(ret, slot, "the TPM-sealed key does not open keyslot %d", t->keyslot);
-                        secret = eve_secret_free(secret);
-                } else
-                        ret->key_method = UNLOCK_TPM;
-        } else if (r == -EPERM)
-                ret->moved_pcrs = moved_pcrs(c, t);
-
-        /* 2. A key released by the controller: unwrap in the TPM, check, re-seal to today's PCRs. */
-        if (!secret && escrow) {
-                const char *reason = NULL;
-
-                r = escrow_unwrap(c, escrow, escrow_size, &secret, &reason);
+        r = obtain_key(c, cd, t, &req->keys, &k, ret);
+        ret->keyslots = luks2_keyslots_active(cd);
+        if (r == -ENOKEY || r == -EKEYREJECTED ||
+            (r < 0 && ret->error && streq(ret->error, VAULT_ERROR_KEY_REJECTED)))
+                return 0; /* the operation ran; the vault stays locked, the reason says why */
+        if (r < 0)
+                return r;
+        ret->key_method = method_of(t, &k);
+        if (k.previous) {
+                r = undo_unconfirmed(cd, eve_id, t, ret);
                 if (r < 0)
-                        return set_reason(ret, 0, "escrow blob refused: %s", reason ?: strerror(-r));
-                slot = luks2_check_key(cd, t->keyslot, secret, TPM2_SECRET_SIZE);
-                if (slot < 0) {
-                        secret = eve_secret_free(secret);
-                        return set_reason(ret, 0, "the escrowed key does not open keyslot %d (an older key?)",
-                                          t->keyslot);
-                }
-                ret->key_method = UNLOCK_CONTROLLER;
-                r = seal_to_slot(c, cd, slot, secret, t->pcr_mask, t);
+                        return r;
+        }
+
+        /* Rescued through escrow: re-seal to today's PCRs; the blob the controller holds stays valid. */
+        if (k.from_escrow) {
+                r = seal_to_slot(c, cd, k.keyslot, t->key_source, k.tpm_part, t->pcr_mask, t->pcr_values);
                 if (r < 0)
-                        (void) set_reason(ret, 0, "re-sealing to today's PCRs failed: %s", tpm2_context_last_error(c));
+                        (void) set_reason(
+                                        ret,
+                                        0,
+                                        NULL,
+                                        "re-sealing to today's PCRs failed: %s",
+                                        tpm2_context_last_error(c));
                 else
                         ret->moved_pcrs = 0;
-                t->escrow = ESCROW_NONE; /* a fresh blob is made below */
-        }
-
-        if (!secret) {
-                ret->keyslots = luks2_keyslots_active(cd);
-                if (!ret->reason || ret->moved_pcrs) {
-                        _cleanup_free_ char *m = tpm2_pcr_mask_to_string(ret->moved_pcrs);
-                        return set_reason(ret, 0, "locked: the TPM refused the key (PCRs %s changed since sealing); "
-                                          "waiting for the controller", m ?: "?");
-                }
-                return 0;
-        }
-
-        /* Escrow again whenever the controller may not hold the current key. */
-        if (t->escrow != ESCROW_CONFIRMED) {
-                r = escrow_wrap(c, secret, &ret->escrow_blob, &ret->escrow_blob_size);
-                if (r >= 0)
+                if (t->escrow == ESCROW_NONE)
                         t->escrow = ESCROW_PENDING;
         }
-        r = save_eve(cd, eve_id, t);
+        r = save_or_fail(cd, eve_id, t, ret);
         if (r < 0)
-                return set_reason(ret, r, "writing the eve-vault token failed");
+                return r;
+
+        /* A requested key change whose material is here now runs first. */
+        if (t->rotation == ROTATION_REQUESTED &&
+            (!key_source_needs_controller(t->new_key_source) || k.ctrl_share)) {
+                RotationTarget g;
+
+                r = rotation_target(t, NULL, &g, ret);
+                if (r < 0)
+                        return r;
+                r = do_rotate(c, cd, eve_id, t, &k, &g, ret);
+                if (r < 0)
+                        return r;
+                key_parts_done(&k);
+                k = (KeyParts){ .keyslot = -1 };
+                r = obtain_key(c, cd, t, &req->keys, &k, ret);
+                if (r < 0)
+                        return r;
+                ret->key_method = method_of(t, &k);
+        } else if (key_source_needs_tpm(t->key_source) &&
+                   (req->escrow_always || t->escrow != ESCROW_CONFIRMED)) {
+                /* Escrow again whenever the controller may not hold the current key (or vaultd asks). */
+                r = escrow_wrap(c, k.tpm_part, &ret->escrow_blob, &ret->escrow_blob_size);
+                if (r >= 0) {
+                        ret->escrow_generation = t->generation;
+                        if (t->escrow == ESCROW_NONE)
+                                t->escrow = ESCROW_PENDING;
+                }
+                r = save_or_fail(cd, eve_id, t, ret);
+                if (r < 0)
+                        return r;
+        }
         ret->keyslots = luks2_keyslots_active(cd);
-        ret->reason = mfree(ret->reason);
-        return activate(cd, map_name, slot, secret, ret);
+        clear_reason(ret);
+
+        /* A vault waiting for the controller's share before its first use is not opened with its provisional
+         * key: nothing is written in it until its key source is in place. */
+        if (t->rotation == ROTATION_REQUESTED && key_source_needs_controller(t->new_key_source) &&
+            !t->has_filesystem)
+                return set_reason(
+                                ret,
+                                0,
+                                VAULT_ERROR_KEY_UNAVAILABLE,
+                                "locked: waiting for the controller's share before first use (key source "
+                                "%s)",
+                                source_str(t->new_key_source));
+        return activate(cd, eve_id, t, req, k.keyslot, k.secret, ret);
 }
 
-int vault_rotate(Tpm2Context *c, const char *image, VaultResult *ret) {
+/* ---- rotate, confirm ---- */
+
+int vault_rotate(Tpm2Context *c, const char *image, const VaultRequest *req, VaultResult *ret) {
         _cleanup_(luks2_crypt_freep) struct crypt_device *cd = NULL;
-        _cleanup_secret_ uint8_t *old = NULL, *new = NULL;
+        _cleanup_(key_parts_done) KeyParts k = { .keyslot = -1 };
         EveVaultToken *t = &ret->token;
-        int r, eve_id, slot;
+        RotationTarget g;
+        int r, eve_id;
 
         r = open_vault(image, &cd, &eve_id, ret);
         if (r < 0)
@@ -386,73 +1214,164 @@ int vault_rotate(Tpm2Context *c, const char *image, VaultResult *ret) {
         r = recover_journal(cd, eve_id, t, ret);
         if (r < 0)
                 return r;
-        r = tpm_unseal_slot(c, cd, t->keyslot, &old, ret);
+        if (t->rotation == ROTATION_UNCONFIRMED)
+                return set_reason(
+                                ret,
+                                -EBUSY,
+                                VAULT_ERROR_BUSY,
+                                "the previous key change (generation %" PRIu64
+                                ") waits for the controller to "
+                                "confirm its escrow; at most two keys at a time",
+                                t->generation);
+        r = rotation_target(t, req, &g, ret);
         if (r < 0)
-                return set_reason(ret, r, "rotation needs the current key from the TPM: %s", ret->reason ?: "");
-        r = random_secret(&new);
-        if (r < 0)
-                return set_reason(ret, r, "no random secret");
+                return r;
 
-        t->rotation = ROTATION_STARTED;
-        t->new_generation = t->generation + 1;
-        r = save_eve(cd, eve_id, t);
-        if (r < 0)
-                return set_reason(ret, r, "rotation: journal write failed");
-        vault_crash_point("started");
-
-        slot = luks2_add_keyslot(cd, old, TPM2_SECRET_SIZE, new, TPM2_SECRET_SIZE);
-        if (slot < 0)
-                return set_reason(ret, slot, "rotation: adding a keyslot failed");
-        vault_crash_point("slot-add");
-        t->rotation = ROTATION_SLOT_ADDED;
-        t->new_keyslot = slot;
-        r = save_eve(cd, eve_id, t);
-        if (r < 0)
-                return set_reason(ret, r, "rotation: journal write failed");
-        vault_crash_point("slot-added");
-
-        {
-                /* seal_to_slot records PCR values in the token; they stay the same set and values. */
-                r = seal_to_slot(c, cd, slot, new, t->pcr_mask, t);
-                if (r < 0)
-                        return set_reason(ret, r, "rotation: sealing the new key failed: %s",
-                                          tpm2_context_last_error(c));
+        r = obtain_key(c, cd, t, &req->keys, &k, ret);
+        if (r == -ENOKEY || (r >= 0 && key_source_needs_controller(g.source) && !k.ctrl_share)) {
+                _cleanup_free_ char *why = ret->reason ? strdup(ret->reason) : NULL;
+                int q = record_request(cd, eve_id, t, &g, ret);
+                if (q < 0)
+                        return q;
+                ret->keyslots = luks2_keyslots_active(cd);
+                return set_reason(
+                                ret,
+                                0,
+                                NULL,
+                                "key change requested; it runs when %s",
+                                r == -ENOKEY ? (why ?: "the current key is available")
+                                             : "the controller's share arrives");
         }
-        vault_crash_point("seal");
-        t->rotation = ROTATION_SEALED;
-        r = save_eve(cd, eve_id, t);
         if (r < 0)
-                return set_reason(ret, r, "rotation: journal write failed");
-        vault_crash_point("sealed");
-
-        r = escrow_wrap(c, new, &ret->escrow_blob, &ret->escrow_blob_size);
+                return set_reason(ret, r, NULL, "rotation needs the current key: %s", ret->reason ?: "");
+        if (k.previous) {
+                r = undo_unconfirmed(cd, eve_id, t, ret);
+                if (r < 0)
+                        return r;
+        }
+        r = do_rotate(c, cd, eve_id, t, &k, &g, ret);
         if (r < 0)
-                return set_reason(ret, r, "rotation: escrow of the new key failed: %s", tpm2_context_last_error(c));
-        t->rotation = ROTATION_ESCROWED;
-        r = save_eve(cd, eve_id, t);
-        if (r < 0)
-                return set_reason(ret, r, "rotation: journal write failed");
-        vault_crash_point("escrowed");
-
-        r = luks2_remove_keyslot(cd, t->keyslot);
-        if (r < 0)
-                return set_reason(ret, r, "rotation: removing the old keyslot failed");
-        vault_crash_point("removed");
-        t->keyslot = slot;
-        t->generation = t->new_generation;
-        t->escrow = ESCROW_PENDING;
-        t->rotation = ROTATION_NONE;
-        t->new_keyslot = -1;
-        t->new_generation = 0;
-        r = save_eve(cd, eve_id, t);
-        if (r < 0)
-                return set_reason(ret, r, "rotation: journal write failed");
-        ret->key_method = UNLOCK_TPM;
+                return r;
         ret->keyslots = luks2_keyslots_active(cd);
         return 0;
 }
 
-int vault_inspect(const char *image, VaultResult *ret) {
+int vault_confirm(const char *image, uint64_t generation, VaultResult *ret) {
+        _cleanup_(luks2_crypt_freep) struct crypt_device *cd = NULL;
+        EveVaultToken *t = &ret->token;
+        int r, eve_id;
+
+        r = open_vault(image, &cd, &eve_id, ret);
+        if (r < 0)
+                return r;
+        r = recover_journal(cd, eve_id, t, ret);
+        if (r < 0)
+                return r;
+        if (generation != t->generation)
+                return set_reason(
+                                ret,
+                                -ESTALE,
+                                VAULT_ERROR_KEY_REJECTED,
+                                "escrow of generation %" PRIu64
+                                " is not the current key's (generation %" PRIu64 ")",
+                                generation,
+                                t->generation);
+        if (t->rotation == ROTATION_UNCONFIRMED) {
+                if (luks2_keyslots_active(cd) & (UINT32_C(1) << t->old_keyslot)) {
+                        r = luks2_remove_keyslot(cd, t->old_keyslot);
+                        if (r < 0)
+                                return set_reason(
+                                                ret,
+                                                r,
+                                                VAULT_ERROR_FAILED,
+                                                "removing the old keyslot %d failed",
+                                                t->old_keyslot);
+                }
+                vault_crash_point("confirm");
+                journal_clear(t, ROTATION_NONE);
+        }
+        t->escrow = ESCROW_CONFIRMED;
+        r = save_or_fail(cd, eve_id, t, ret);
+        if (r < 0)
+                return r;
+        ret->keyslots = luks2_keyslots_active(cd);
+        return 0;
+}
+
+/* ---- lock, erase, inspect ---- */
+
+static int unmap(const char *map_name, const char *mount_point, VaultResult *ret) {
+        int r;
+
+        if (mount_point && is_mounted(mount_point) && umount2(mount_point, 0) < 0)
+                return set_reason(
+                                ret,
+                                -errno,
+                                errno == EBUSY ? VAULT_ERROR_BUSY : VAULT_ERROR_FAILED,
+                                "unmounting %s failed: %m",
+                                mount_point);
+        if (is_active(map_name)) {
+                r = crypt_deactivate(NULL, map_name);
+                if (r < 0)
+                        return set_reason(
+                                        ret,
+                                        r,
+                                        r == -EBUSY ? VAULT_ERROR_BUSY : VAULT_ERROR_FAILED,
+                                        "closing /dev/mapper/%s failed: %s",
+                                        map_name,
+                                        strerror(-r));
+        }
+        return 0;
+}
+
+int vault_lock(const char *image, const char *map_name, const char *mount_point, VaultResult *ret) {
+        _cleanup_(luks2_crypt_freep) struct crypt_device *cd = NULL;
+        int r, eve_id;
+
+        r = open_vault(image, &cd, &eve_id, ret);
+        if (r < 0)
+                return r;
+        r = unmap(map_name, mount_point, ret);
+        ret->keyslots = luks2_keyslots_active(cd);
+        ret->activated = is_active(map_name);
+        ret->mounted = mount_point && is_mounted(mount_point);
+        return r;
+}
+
+int vault_erase(const char *image, const char *map_name, const char *mount_point, VaultResult *ret) {
+        _cleanup_(luks2_crypt_freep) struct crypt_device *cd = NULL;
+        uint32_t active;
+        int r, eve_id;
+
+        r = open_vault(image, &cd, &eve_id, ret);
+        if (r < 0 && !streq_ptr(ret->error, VAULT_ERROR_BAD_IMAGE))
+                return r;
+        r = unmap(map_name, mount_point, ret);
+        if (r < 0)
+                return r;
+        if (cd) {
+                active = luks2_keyslots_active(cd);
+                for (int k = 0; k < LUKS2_KEYSLOTS_MAX; k++)
+                        if (active & (UINT32_C(1) << k)) {
+                                r = crypt_keyslot_destroy(cd, k);
+                                if (r < 0)
+                                        return set_reason(
+                                                        ret,
+                                                        r,
+                                                        VAULT_ERROR_FAILED,
+                                                        "destroying keyslot %d failed: %s",
+                                                        k,
+                                                        strerror(-r));
+                        }
+        }
+        if (unlink(image) < 0 && errno != ENOENT)
+                return set_reason(ret, -errno, VAULT_ERROR_FAILED, "removing %s failed: %m", image);
+        clear_reason(ret);
+        ret->keyslots = 0;
+        return 0;
+}
+
+int vault_inspect(const char *image, const char *map_name, const char *mount_point, VaultResult *ret) {
         _cleanup_(luks2_crypt_freep) struct crypt_device *cd = NULL;
         int r, eve_id;
 
@@ -460,5 +1379,7 @@ int vault_inspect(const char *image, VaultResult *ret) {
         if (r < 0)
                 return r;
         ret->keyslots = luks2_keyslots_active(cd);
+        ret->activated = is_active(map_name);
+        ret->mounted = ret->activated && mount_point && is_mounted(mount_point);
         return 0;
 }

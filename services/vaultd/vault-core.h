@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* vault-core.h: what the vault worker does with a vault's LUKS2 image and the TPM: create (format, seal,
- * escrow), unlock (TPM → controller-released escrow blob → locked with the moved PCRs), rotate (journalled in
- * the eve-vault token, resumed or rolled back on the next open). Only the worker links this: key material
- * never leaves it. */
+/* vault-core.h: what the vault worker does with a vault's LUKS2 image and the TPM: create (allocate, format,
+ * seal, escrow), unlock (TPM → controller-released escrow blob / controller share → locked with the moved
+ * PCRs), map and mount (mkfs.ext4 on the first activation), lock, rotate (journalled in the eve-vault token,
+ * resumed or rolled back on the next open), confirm an escrow, erase. Only the worker links this: key
+ * material never leaves it. Key sources and how a secret is made from its parts: vault-share.h. */
 #pragma once
 
 #include <stdbool.h>
@@ -18,10 +19,15 @@
          (UINT32_C(1) << 9) | (UINT32_C(1) << 10) | (UINT32_C(1) << 11) | (UINT32_C(1) << 12) |              \
          (UINT32_C(1) << 13) | (UINT32_C(1) << 14))
 
+/* The token holding the TPM share of a tpm+controller vault: the JSON of a systemd-tpm2 token under another
+ * type, so stock tools do not mistake the share for the keyslot's passphrase. */
+#define VAULT_TOKEN_TPM_SHARE "eve-vault-share"
+
 typedef enum UnlockMethod {
         UNLOCK_NONE,
-        UNLOCK_TPM,
-        UNLOCK_CONTROLLER,
+        UNLOCK_TPM,            /* the TPM alone (key source tpm) */
+        UNLOCK_TPM_CONTROLLER, /* the TPM's share and the controller's share (tpm+controller) */
+        UNLOCK_CONTROLLER,     /* a key released by the controller: escrow rescue, or a controller vault */
         UNLOCK_RECOVERY,
         _UNLOCK_METHOD_MAX,
         _UNLOCK_METHOD_INVALID = -EINVAL,
@@ -29,36 +35,95 @@ typedef enum UnlockMethod {
 
 const char *unlock_method_to_string(UnlockMethod m);
 
+/* Why an operation did not do what was asked, as the bus error names it (org.eve.Vault.Error.<name>). */
+#define VAULT_ERROR_BAD_IMAGE "BadImage"             /* not LUKS2, or its tokens are refused */
+#define VAULT_ERROR_KEY_UNAVAILABLE "KeyUnavailable" /* TPM refused, nothing from the controller (yet) */
+#define VAULT_ERROR_KEY_REJECTED "KeyRejected"       /* an escrow blob or share was refused */
+#define VAULT_ERROR_NO_DM "DeviceMapperUnavailable"  /* key verified, but nothing can be mapped here */
+#define VAULT_ERROR_INVALID_POLICY "InvalidPolicy"
+#define VAULT_ERROR_BUSY "Busy"
+#define VAULT_ERROR_EXISTS "VaultExists"
+#define VAULT_ERROR_NO_TPM "NoTPM"
+#define VAULT_ERROR_FAILED "Failed"
+
 typedef struct VaultResult {
         EveVaultToken token;      /* the eve-vault token after the operation */
         UnlockMethod key_method;  /* how the key was obtained and proven (UNLOCK_NONE: not proven) */
         bool activated;           /* the dm-crypt mapping exists */
+        bool mounted;             /* …and is mounted at the mount point */
+        bool made_filesystem;     /* mkfs.ext4 ran in this operation */
+        bool requested;           /* rotate: recorded as requested, to run when its key material arrives */
         uint32_t moved_pcrs;      /* sealing PCRs whose value differs from sealing time */
         uint32_t keyslots;        /* active keyslots */
         RotationStep recovered;   /* journal step found on open (ROTATION_NONE: none) */
         bool rolled_forward;      /* …and whether it was completed (true) or undone (false) */
         uint8_t *escrow_blob;     /* a fresh escrow blob for the controller, when one was made */
         size_t escrow_blob_size;
+        uint64_t escrow_generation; /* the key generation that blob belongs to */
+        const char *error;          /* VAULT_ERROR_*, when the operation did not do what was asked */
         char *reason;             /* why the vault is not unlocked, or what failed */
 } VaultResult;
 
 void vault_result_done(VaultResult *r);
 
+/* Key material the controller released, as received (the worker reads it from a pipe, never argv). */
+typedef struct VaultKeys {
+        const void *escrow; /* AttestVolumeKeyData, V1 or legacy: the current key (or TPM share) escrowed */
+        size_t escrow_size;
+        const void *share; /* EveControllerShare (17752) of this vault */
+        size_t share_size;
+} VaultKeys;
+
+typedef void (*VaultProgressFunc)(const char *phase, uint64_t done, uint64_t total, void *userdata);
+
+typedef struct VaultRequest {
+        const char *map_name;    /* activate as /dev/mapper/<map_name>; NULL: check the key only */
+        const char *mount_point; /* mount there after activating (mkfs.ext4 on the first activation) */
+        VaultKeys keys;
+        bool escrow_always; /* unlock: a fresh escrow blob whenever the key is in hand (vaultd keeps the
+                             * set for STORE_KEYS, which replaces the controller's copies as a whole) */
+        /* create, rotate */
+        KeySource key_source;   /* rotate: _KEY_SOURCE_INVALID keeps the current one */
+        uint32_t pcr_mask;      /* rotate: 0 keeps the current set */
+        const char *pcr_source; /* "default" or "policy:<id>" */
+        const char *uuid;       /* create: the vault's UUID (NULL: a random one) */
+        bool hold;              /* rotate: keep the old keyslot until vault_confirm() */
+        VaultProgressFunc progress;
+        void *userdata;
+} VaultRequest;
+
+#define VAULT_REQUEST_INIT \
+        { .key_source = _KEY_SOURCE_INVALID }
+
 /* EVE's rules for a sealing PCR set: 1–15 PCRs, PCR 0 required, PCR 5 refused, PCRs 0–23. */
 int vault_pcr_policy_check(uint32_t mask, const char **ret_reason);
 
-int vault_create(Tpm2Context *c, const char *image, const char *name, uint64_t size, uint32_t pcr_mask,
-                const char *pcr_source, VaultResult *ret);
-/* map_name: the dm-crypt name to activate as; NULL checks the key only. escrow: a blob released by the
- * controller, tried when the TPM refuses. Returns 0 when the operation ran (see ret->key_method/activated),
- * < 0 when the image or its tokens are unusable (ret->reason says why). */
-int vault_unlock(Tpm2Context *c, const char *image, const char *map_name, const void *escrow, size_t escrow_size,
+/* Each returns < 0 when the operation failed (ret->error and ret->reason say why, ret->token is what was
+ * read), 0 when it ran; an unlock that ran may still leave the vault locked (ret->error/reason set,
+ * key_method NONE) or the key verified but nothing mapped (VAULT_ERROR_NO_DM). */
+int vault_create(
+                Tpm2Context *c,
+                const char *image,
+                const char *name,
+                uint64_t size,
+                const VaultRequest *req,
                 VaultResult *ret);
-/* New secret → new keyslot → sealed → escrowed → old keyslot removed; each step journalled. Needs the current
- * key from the TPM. */
-int vault_rotate(Tpm2Context *c, const char *image, VaultResult *ret);
-/* Reads the tokens only (no TPM, no key). */
-int vault_inspect(const char *image, VaultResult *ret);
+int vault_unlock(Tpm2Context *c, const char *image, const VaultRequest *req, VaultResult *ret);
+/* New secret (for req->key_source, sealed to req->pcr_mask) → new keyslot → sealed → escrowed → old keyslot
+ * removed (or kept until confirmed, req->hold); each step journalled. Needs the current key (TPM, or what
+ * req->keys brings); when it or the controller's share for the new source is missing, the change is recorded
+ * as requested (ret->requested) and runs at the next unlock that has it. */
+int vault_rotate(Tpm2Context *c, const char *image, const VaultRequest *req, VaultResult *ret);
+/* The controller stores the escrow of generation: ends a held rotation (removes the old keyslot) and marks
+ * the escrow confirmed. -ESTALE when generation is not the current key's. Needs no TPM. */
+int vault_confirm(const char *image, uint64_t generation, VaultResult *ret);
+/* Unmounts and unmaps (no TPM, no key). */
+int vault_lock(const char *image, const char *map_name, const char *mount_point, VaultResult *ret);
+/* Locks, destroys every keyslot (the data can never be decrypted again) and removes the image. */
+int vault_erase(const char *image, const char *map_name, const char *mount_point, VaultResult *ret);
+/* Reads the tokens only (no TPM, no key); with map_name/mount_point also whether it is mapped and mounted.
+ */
+int vault_inspect(const char *image, const char *map_name, const char *mount_point, VaultResult *ret);
 
 /* Test hook: when $EVE_VAULT_WORKER_CRASH_AT names step, the process kills itself (SIGKILL) right there. */
 void vault_crash_point(const char *step);

@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "vault-escrow.h"
+
+#include <nettle/aes.h>
+#include <nettle/cfb.h>
 #include <nettle/gcm.h>
 #include <nettle/hkdf.h>
 #include <nettle/hmac.h>
@@ -6,7 +10,6 @@
 #include <sys/random.h>
 
 #include "memory-util.h"
-#include "vault-escrow.h"
 
 #define REFUSE(reason)                                                                                        \
         ({                                                                                                    \
@@ -50,13 +53,15 @@ int escrow_data_pack(const EscrowData *d, uint8_t **ret, size_t *ret_size) {
         uint8_t *p;
         size_t n = 0;
 
+        size_t key_size = d->version == 0 ? TPM2_SECRET_SIZE : sizeof(d->encrypted_key);
+
         p = malloc(2 + 2 + sizeof(d->encrypted_key) + 2 + sizeof(d->digest_sha256) + 1 + 10);
         if (!p)
                 return -ENOMEM;
         p[n++] = (1 << 3) | 2;
-        n += put_varint(p + n, sizeof(d->encrypted_key));
-        memcpy(p + n, d->encrypted_key, sizeof(d->encrypted_key));
-        n += sizeof(d->encrypted_key);
+        n += put_varint(p + n, key_size);
+        memcpy(p + n, d->encrypted_key, key_size);
+        n += key_size;
         p[n++] = (2 << 3) | 2;
         n += put_varint(p + n, sizeof(d->digest_sha256));
         memcpy(p + n, d->digest_sha256, sizeof(d->digest_sha256));
@@ -72,9 +77,9 @@ int escrow_data_pack(const EscrowData *d, uint8_t **ret, size_t *ret_size) {
 
 int escrow_data_unpack(const void *blob, size_t size, EscrowData *ret, const char **ret_reason) {
         const uint8_t *p = blob;
-        bool have_key = false, have_digest = false;
+        bool have_digest = false;
         EscrowData d = {};
-        size_t off = 0;
+        size_t off = 0, key_size = 0;
 
         if (!p || size == 0 || size > ESCROW_BLOB_MAX)
                 return REFUSE("escrow blob empty or larger than 4 KiB");
@@ -97,10 +102,11 @@ int escrow_data_unpack(const void *blob, size_t size, EscrowData *ret, const cha
                         if (get_varint(p, size, &off, &v) < 0 || v > size - off)
                                 return REFUSE("escrow blob: length beyond the end");
                         if ((key >> 3) == 1) {
-                                if (v != ESCROW_ENCRYPTED_SIZE)
+                                if (v != ESCROW_ENCRYPTED_SIZE && v != TPM2_SECRET_SIZE)
                                         return REFUSE("escrow blob: encrypted_key is not nonce, 32-byte key and tag");
+                                memset(d.encrypted_key, 0, sizeof(d.encrypted_key));
                                 memcpy(d.encrypted_key, p + off, v);
-                                have_key = true;
+                                key_size = v;
                         } else if ((key >> 3) == 2) {
                                 if (v != TPM2_SHA256_SIZE)
                                         return REFUSE("escrow blob: digest_sha256 is not 32 bytes");
@@ -123,11 +129,15 @@ int escrow_data_unpack(const void *blob, size_t size, EscrowData *ret, const cha
                         return REFUSE("escrow blob: invalid wire type");
                 }
         }
-        if (!have_key || !have_digest)
+        if (key_size == 0 || !have_digest)
                 return REFUSE("escrow blob: encrypted_key or digest_sha256 missing");
-        if (d.version != 1)
-                return REFUSE(d.version == 0 ? "escrow blob: legacy (AES-CFB) format is not supported yet"
-                                             : "escrow blob: unknown version");
+        if (d.version > 1)
+                return REFUSE("escrow blob: unknown version");
+        if (d.version == 1 && key_size != ESCROW_ENCRYPTED_SIZE)
+                return REFUSE("escrow blob: encrypted_key is not nonce, 32-byte key and tag");
+        if (d.version == 0 && key_size != TPM2_SECRET_SIZE)
+                return REFUSE("escrow blob: legacy (AES-CFB, no version) format needs a 32-byte "
+                              "encrypted_key");
         *ret = d;
         return 0;
 }
@@ -191,6 +201,11 @@ int escrow_open_with(const uint8_t zx[static TPM2_ECC_P256_SIZE], const void *bl
         r = escrow_data_unpack(blob, size, &d, ret_reason);
         if (r < 0)
                 return r;
+        if (d.version != 1) {
+                if (ret_reason)
+                        *ret_reason = "escrow blob: legacy format needs the whole ECDH point";
+                return -EBADMSG;
+        }
         secret = eve_secret_alloc(TPM2_SECRET_SIZE);
         if (!secret)
                 return -ENOMEM;
@@ -216,8 +231,63 @@ int escrow_open_with(const uint8_t zx[static TPM2_ECC_P256_SIZE], const void *bl
         return 0;
 }
 
-static int escrow_zx(Tpm2Context *c, uint8_t zx[static TPM2_ECC_P256_SIZE]) {
-        _cleanup_secret_ uint8_t *point = NULL;
+/* EVE's wrap, read only: AES-256-CFB128 under SHA-256(X ‖ Y) with a zero IV. No tag: the digest is the
+ * check. */
+static int escrow_open_legacy(
+                const uint8_t point[static 2 * TPM2_ECC_P256_SIZE],
+                const EscrowData *d,
+                uint8_t **ret_secret,
+                const char **ret_reason) {
+
+        _cleanup_secret_ uint8_t *secret = NULL;
+        struct aes256_ctx aes;
+        uint8_t key[SHA256_DIGEST_SIZE], iv[AES_BLOCK_SIZE] = {}, digest[SHA256_DIGEST_SIZE];
+        CLEANUP_ERASE(aes);
+        CLEANUP_ERASE(key);
+
+        secret = eve_secret_alloc(TPM2_SECRET_SIZE);
+        if (!secret)
+                return -ENOMEM;
+        sha256_digest_buffer(2 * TPM2_ECC_P256_SIZE, point, key);
+        aes256_set_encrypt_key(&aes, key);
+        cfb_decrypt(&aes,
+                    (nettle_cipher_func *) aes256_encrypt,
+                    AES_BLOCK_SIZE,
+                    iv,
+                    TPM2_SECRET_SIZE,
+                    secret,
+                    d->encrypted_key);
+        sha256_digest_buffer(TPM2_SECRET_SIZE, secret, digest);
+        if (!memeq_secure(digest, d->digest_sha256, sizeof(digest))) {
+                if (ret_reason)
+                        *ret_reason = "legacy escrow blob does not decrypt to its digest under this TPM's "
+                                      "key "
+                                      "(made by another TPM, or altered)";
+                return -EKEYREJECTED;
+        }
+        *ret_secret = TAKE_PTR(secret);
+        return 0;
+}
+
+int escrow_open_point(
+                const uint8_t point[static 2 * TPM2_ECC_P256_SIZE],
+                const void *blob,
+                size_t size,
+                uint8_t **ret_secret,
+                const char **ret_reason) {
+
+        EscrowData d;
+        int r;
+
+        r = escrow_data_unpack(blob, size, &d, ret_reason);
+        if (r < 0)
+                return r;
+        if (d.version == 0)
+                return escrow_open_legacy(point, &d, ret_secret, ret_reason);
+        return escrow_open_with(point, blob, size, ret_secret, ret_reason);
+}
+
+static int escrow_point(Tpm2Context *c, uint8_t **ret_point) {
         Tpm2EccPoint device;
         int r;
 
@@ -227,7 +297,14 @@ static int escrow_zx(Tpm2Context *c, uint8_t zx[static TPM2_ECC_P256_SIZE]) {
         r = tpm2_key_ensure(c, TPM2_KEY_ECDH, /* create= */ false, NULL);
         if (r < 0)
                 return r;
-        r = tpm2_ecdh_zgen(c, &device, &point);
+        return tpm2_ecdh_zgen(c, &device, ret_point);
+}
+
+static int escrow_zx(Tpm2Context *c, uint8_t zx[static TPM2_ECC_P256_SIZE]) {
+        _cleanup_secret_ uint8_t *point = NULL;
+        int r;
+
+        r = escrow_point(c, &point);
         if (r < 0)
                 return r;
         memcpy(zx, point, TPM2_ECC_P256_SIZE);
@@ -246,20 +323,19 @@ int escrow_wrap(Tpm2Context *c, const uint8_t secret[static TPM2_SECRET_SIZE], u
 }
 
 int escrow_unwrap(Tpm2Context *c, const void *blob, size_t size, uint8_t **ret_secret, const char **ret_reason) {
-        uint8_t zx[TPM2_ECC_P256_SIZE];
+        _cleanup_secret_ uint8_t *point = NULL;
         EscrowData d;
         int r;
-        CLEANUP_ERASE(zx);
 
         /* Refuse malformed input before asking the TPM anything. */
         r = escrow_data_unpack(blob, size, &d, ret_reason);
         if (r < 0)
                 return r;
-        r = escrow_zx(c, zx);
+        r = escrow_point(c, &point);
         if (r < 0) {
                 if (ret_reason)
                         *ret_reason = "this TPM has no device or ECDH key (eve-tpm-setup has not run)";
                 return r;
         }
-        return escrow_open_with(zx, blob, size, ret_secret, ret_reason);
+        return escrow_open_point(point, blob, size, ret_secret, ret_reason);
 }

@@ -24,6 +24,9 @@
 #define ESCROW_ENCRYPTED_SIZE (ESCROW_NONCE_SIZE + TPM2_SECRET_SIZE + ESCROW_TAG_SIZE)
 #define ESCROW_BLOB_MAX 4096U
 
+/* version 1 (V1): encrypted_key = nonce ‖ ciphertext ‖ tag (60 bytes).
+ * version 0 (LEGACY, EVE's format, read only): encrypted_key = AES-256-CFB128(K, IV 0, secret), 32 bytes, in
+ * the first 32 bytes of the array; K = SHA-256(X ‖ Y) of the same ZGen point (facts eve-api.md §2.2). */
 typedef struct EscrowData {
         uint8_t encrypted_key[ESCROW_ENCRYPTED_SIZE];
         uint8_t digest_sha256[TPM2_SHA256_SIZE];
@@ -31,7 +34,7 @@ typedef struct EscrowData {
 } EscrowData;
 
 /* Pure: protobuf wire format of AttestVolumeKeyData. unpack refuses (-EBADMSG, reason) malformed input,
- * wrong field sizes, and versions other than V1. */
+ * wrong field sizes (for the version), and versions other than V1 and LEGACY (absent or 0). */
 int escrow_data_pack(const EscrowData *d, uint8_t **ret, size_t *ret_size);
 int escrow_data_unpack(const void *blob, size_t size, EscrowData *ret, const char **ret_reason);
 
@@ -39,11 +42,19 @@ int escrow_data_unpack(const void *blob, size_t size, EscrowData *ret, const cha
 int escrow_seal_with(const uint8_t zx[static TPM2_ECC_P256_SIZE], const uint8_t secret[static TPM2_SECRET_SIZE],
                 uint8_t **ret, size_t *ret_size);
 /* -EKEYREJECTED when the tag does not verify (another TPM, or tampering), -EBADMSG when the digest of the
- * unwrapped secret does not match. The secret goes to secret memory. */
+ * unwrapped secret does not match. The secret goes to secret memory. V1 only. */
 int escrow_open_with(const uint8_t zx[static TPM2_ECC_P256_SIZE], const void *blob, size_t size,
                 uint8_t **ret_secret, const char **ret_reason);
+/* Either format, given the whole ZGen point (x ‖ y). A LEGACY blob has no tag: a wrong key shows as a digest
+ * mismatch, reported as -EKEYREJECTED too. */
+int escrow_open_point(
+                const uint8_t point[static 2 * TPM2_ECC_P256_SIZE],
+                const void *blob,
+                size_t size,
+                uint8_t **ret_secret,
+                const char **ret_reason);
 
-/* With this TPM: ZGen with the ECDH key against the device key's public point. -ENOENT when either key has not
- * been provisioned (eve-tpm-setup). */
+/* With this TPM: ZGen with the ECDH key against the device key's public point. -ENOENT when either key has
+ * not been provisioned (eve-tpm-setup). escrow_wrap writes V1 only; escrow_unwrap reads V1 and LEGACY. */
 int escrow_wrap(Tpm2Context *c, const uint8_t secret[static TPM2_SECRET_SIZE], uint8_t **ret, size_t *ret_size);
 int escrow_unwrap(Tpm2Context *c, const void *blob, size_t size, uint8_t **ret_secret, const char **ret_reason);

@@ -1,17 +1,25 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* eve-vault-worker: one LUKS/TPM operation on one vault, then exit (systemd-homed's homework pattern). eve-vaultd
- * forks and execs it per request, so the bus-facing daemon never holds key material. No plaintext secret
- * crosses the boundary in either direction: the worker makes and consumes secrets itself; what it reads and
- * prints (tokens, PCRs, escrow blobs wrapped by this TPM) is not secret. The result is one JSON object on
- * stdout.
+/* eve-vault-worker: one LUKS/TPM operation on one vault, then exit (systemd-homed's homework pattern).
+ * eve-vaultd forks and execs it per request, so the bus-facing daemon never holds key material. No plaintext
+ * secret crosses the boundary in either direction: the worker makes and consumes secrets itself; what it
+ * reads and prints (tokens, PCRs, escrow blobs wrapped by this TPM) is not secret. The result is one JSON
+ * object on stdout.
  *
  *   eve-vault-worker create  --image PATH --name NAME [--size BYTES] [--pcrs LIST] [--pcr-source SRC]
- *   eve-vault-worker unlock  --image PATH [--map NAME] [--escrow-file PATH]
- *   eve-vault-worker rotate  --image PATH
- *   eve-vault-worker inspect --image PATH
- */
+ *                            [--key-source tpm|tpm+controller|controller] [--uuid UUID]
+ *   eve-vault-worker unlock  --image PATH [--map NAME [--mount DIR]] [--escrow-file PATH] [--escrow-always]
+ *   eve-vault-worker rotate  --image PATH [--key-source SRC] [--pcrs LIST] [--pcr-source SRC] [--hold]
+ *   eve-vault-worker confirm --image PATH --generation N
+ *   eve-vault-worker lock    --image PATH --map NAME [--mount DIR]
+ *   eve-vault-worker erase   --image PATH [--map NAME] [--mount DIR]
+ *   eve-vault-worker inspect --image PATH [--map NAME] [--mount DIR]
+ * Common: --keys-fd FD: key material the controller released, read from that fd (a pipe or memfd, never argv
+ * or the environment): a JSON object {"escrow": base64 AttestVolumeKeyData, "share": base64
+ * EveControllerShare}, both optional. --progress-fd FD: lines "PHASE DONE TOTAL" while it works (allocate,
+ * format, mkfs). */
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <sys/stat.h>
 
@@ -26,10 +34,18 @@
 static const char *arg_image = NULL;
 static const char *arg_name = NULL;
 static const char *arg_map = NULL;
+static const char *arg_mount = NULL;
 static const char *arg_escrow_file = NULL;
-static const char *arg_pcr_source = "default";
+static const char *arg_pcr_source = NULL;
+static const char *arg_uuid = NULL;
 static uint64_t arg_size = UINT64_C(64) << 20;
-static uint32_t arg_pcrs = VAULT_DEFAULT_PCRS;
+static uint64_t arg_generation = 0;
+static uint32_t arg_pcrs = 0;
+static KeySource arg_key_source = _KEY_SOURCE_INVALID;
+static int arg_keys_fd = -EBADF;
+static int arg_progress_fd = -EBADF;
+static bool arg_hold = false;
+static bool arg_escrow_always = false;
 
 static int parse_u64(const char *s, uint64_t *ret) {
         char *end;
@@ -63,6 +79,65 @@ static int read_small_file(const char *path, uint8_t **ret, size_t *ret_size) {
         return 0;
 }
 
+static int parse_fd(const char *s, int *ret) {
+        uint64_t v;
+
+        if (parse_u64(s, &v) < 0 || v < 3 || v > INT32_MAX)
+                return -EINVAL;
+        *ret = (int) v;
+        return 0;
+}
+
+/* The keys JSON from --keys-fd: {"escrow": b64, "share": b64}. */
+static int
+                read_keys(int fd,
+                          uint8_t **ret_escrow,
+                          size_t *ret_escrow_size,
+                          uint8_t **ret_share,
+                          size_t *ret_share_size) {
+        _cleanup_(erase_and_freep) char *buf = NULL;
+        json_object *o, *v;
+        size_t n = 0;
+        int r = 0;
+
+        buf = malloc(16384 + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t k = read(fd, buf + n, 16384 - n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+                if (n == 16384)
+                        return -E2BIG;
+        }
+        buf[n] = '\0';
+        o = json_tokener_parse(buf);
+        if (!o || !json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                return -EBADMSG;
+        }
+        if (json_object_object_get_ex(o, "escrow", &v)) {
+                const char *b = json_object_get_string(v);
+                r = b ? base64_decode(b, strlen(b), false, ret_escrow, ret_escrow_size) : -EBADMSG;
+        }
+        if (r >= 0 && json_object_object_get_ex(o, "share", &v)) {
+                const char *b = json_object_get_string(v);
+                r = b ? base64_decode(b, strlen(b), false, ret_share, ret_share_size) : -EBADMSG;
+        }
+        json_object_put(o);
+        return r;
+}
+
+static void on_progress(const char *phase, uint64_t done, uint64_t total, void *userdata) {
+        if (arg_progress_fd >= 0)
+                (void) dprintf(arg_progress_fd, "%s %" PRIu64 " %" PRIu64 "\n", phase, done, total);
+}
+
 static json_object *pcr_array(uint32_t mask) {
         json_object *a = json_object_new_array();
 
@@ -91,7 +166,25 @@ static int print_result(int op_r, const VaultResult *res) {
                 json_object_object_add(o, "pcr_source", json_object_new_string(t->pcr_source));
                 json_object_object_add(o, "escrow", json_object_new_string(escrow_state_to_string(t->escrow)));
                 json_object_object_add(o, "rotation", json_object_new_string(rotation_step_to_string(t->rotation)));
+                if (t->rotation == ROTATION_REQUESTED) {
+                        json_object_object_add(
+                                        o,
+                                        "requested_key_source",
+                                        json_object_new_string(key_source_to_string(t->new_key_source)));
+                        json_object_object_add(
+                                        o, "requested_pcrs", pcr_array(t->new_pcr_mask ?: t->pcr_mask));
+                }
+                if (t->rotation == ROTATION_UNCONFIRMED)
+                        json_object_object_add(o, "old_keyslot", json_object_new_int(t->old_keyslot));
+                json_object_object_add(o, "filesystem", json_object_new_boolean(t->has_filesystem));
         }
+        if (res->error)
+                json_object_object_add(o, "error", json_object_new_string(res->error));
+        json_object_object_add(o, "mounted", json_object_new_boolean(res->mounted));
+        if (res->made_filesystem)
+                json_object_object_add(o, "made_filesystem", json_object_new_boolean(true));
+        if (res->requested)
+                json_object_object_add(o, "requested", json_object_new_boolean(true));
         json_object_object_add(o, "key_method", json_object_new_string(unlock_method_to_string(res->key_method)));
         json_object_object_add(o, "activated", json_object_new_boolean(res->activated));
         json_object_object_add(o, "moved_pcrs", pcr_array(res->moved_pcrs));
@@ -104,6 +197,10 @@ static int print_result(int op_r, const VaultResult *res) {
                 if (!b)
                         return log_oom();
                 json_object_object_add(o, "escrow_blob", json_object_new_string(b));
+                json_object_object_add(
+                                o,
+                                "escrow_generation",
+                                json_object_new_int64((int64_t) res->escrow_generation));
         }
         if (res->reason)
                 json_object_object_add(o, "reason", json_object_new_string(res->reason));
@@ -113,25 +210,45 @@ static int print_result(int op_r, const VaultResult *res) {
 }
 
 static int help(void) {
-        printf("%s create|unlock|rotate|inspect --image PATH [--name NAME] [--size BYTES] [--pcrs LIST]\n"
-               "        [--pcr-source SRC] [--map NAME] [--escrow-file PATH]\n"
+        printf("%s create|unlock|rotate|confirm|lock|erase|inspect --image PATH [--name NAME] [--size "
+               "BYTES]\n"
+               "        [--pcrs LIST] [--pcr-source SRC] [--key-source SRC] [--uuid UUID] [--map NAME]\n"
+               "        [--mount DIR] [--escrow-file PATH] [--keys-fd FD] [--progress-fd FD] [--hold]\n"
+               "        [--escrow-always] [--generation N]\n"
                "One LUKS2/TPM operation on one vault; the result as JSON on stdout. Run by eve-vaultd.\n",
                program_invocation_short_name);
         return 0;
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "image", required_argument, NULL, 'i' },
-                { "name", required_argument, NULL, 'n' },
-                { "size", required_argument, NULL, 's' },
-                { "pcrs", required_argument, NULL, 'p' },
-                { "pcr-source", required_argument, NULL, 'S' },
-                { "map", required_argument, NULL, 'm' },
-                { "escrow-file", required_argument, NULL, 'e' },
-                {}
+        enum {
+                ARG_PCR_SOURCE = 0x100,
+                ARG_KEY_SOURCE,
+                ARG_UUID,
+                ARG_MOUNT,
+                ARG_KEYS_FD,
+                ARG_PROGRESS_FD,
+                ARG_HOLD,
+                ARG_ESCROW_ALWAYS,
+                ARG_GENERATION,
         };
+        static const struct option options[] = { { "help", no_argument, NULL, 'h' },
+                                                 { "image", required_argument, NULL, 'i' },
+                                                 { "name", required_argument, NULL, 'n' },
+                                                 { "size", required_argument, NULL, 's' },
+                                                 { "pcrs", required_argument, NULL, 'p' },
+                                                 { "pcr-source", required_argument, NULL, ARG_PCR_SOURCE },
+                                                 { "key-source", required_argument, NULL, ARG_KEY_SOURCE },
+                                                 { "uuid", required_argument, NULL, ARG_UUID },
+                                                 { "map", required_argument, NULL, 'm' },
+                                                 { "mount", required_argument, NULL, ARG_MOUNT },
+                                                 { "escrow-file", required_argument, NULL, 'e' },
+                                                 { "keys-fd", required_argument, NULL, ARG_KEYS_FD },
+                                                 { "progress-fd", required_argument, NULL, ARG_PROGRESS_FD },
+                                                 { "hold", no_argument, NULL, ARG_HOLD },
+                                                 { "escrow-always", no_argument, NULL, ARG_ESCROW_ALWAYS },
+                                                 { "generation", required_argument, NULL, ARG_GENERATION },
+                                                 {} };
         int c, r;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
@@ -151,31 +268,73 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case 'p':
                         r = tpm2_pcr_mask_from_string(optarg, &arg_pcrs);
+                        if (r >= 0 && arg_pcrs == 0)
+                                r = -EINVAL;
                         if (r < 0)
                                 return log_error_errno(r, "Invalid --pcrs: %s", optarg);
                         break;
-                case 'S':
+                case ARG_PCR_SOURCE:
                         arg_pcr_source = optarg;
+                        break;
+                case ARG_KEY_SOURCE:
+                        arg_key_source = key_source_from_string(optarg);
+                        if (arg_key_source < 0)
+                                return log_error_errno(
+                                                SYNTHETIC_ERRNO(EINVAL),
+                                                "Invalid --key-source: %s (tpm, tpm+controller, controller)",
+                                                optarg);
+                        break;
+                case ARG_UUID:
+                        arg_uuid = optarg;
                         break;
                 case 'm':
                         arg_map = optarg;
                         break;
+                case ARG_MOUNT:
+                        arg_mount = optarg;
+                        break;
                 case 'e':
                         arg_escrow_file = optarg;
+                        break;
+                case ARG_KEYS_FD:
+                        if (parse_fd(optarg, &arg_keys_fd) < 0)
+                                return log_error_errno(
+                                                SYNTHETIC_ERRNO(EINVAL), "Invalid --keys-fd: %s", optarg);
+                        break;
+                case ARG_PROGRESS_FD:
+                        if (parse_fd(optarg, &arg_progress_fd) < 0)
+                                return log_error_errno(
+                                                SYNTHETIC_ERRNO(EINVAL),
+                                                "Invalid --progress-fd: %s",
+                                                optarg);
+                        break;
+                case ARG_HOLD:
+                        arg_hold = true;
+                        break;
+                case ARG_ESCROW_ALWAYS:
+                        arg_escrow_always = true;
+                        break;
+                case ARG_GENERATION:
+                        r = parse_u64(optarg, &arg_generation);
+                        if (r < 0 || arg_generation == 0)
+                                return log_error_errno(
+                                                SYNTHETIC_ERRNO(EINVAL), "Invalid --generation: %s", optarg);
                         break;
                 default:
                         return -EINVAL;
                 }
         if (optind + 1 != argc || !arg_image)
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Expected one operation and --image.");
+        if (arg_mount && !arg_map)
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--mount needs --map.");
         return 1;
 }
 
 static int run(int argc, char *argv[]) {
         _cleanup_(tpm2_context_unrefp) Tpm2Context *c = NULL;
-        _cleanup_(vault_result_done) VaultResult res = { .token.new_keyslot = -1 };
-        _cleanup_free_ uint8_t *escrow = NULL;
-        size_t escrow_size = 0;
+        _cleanup_(vault_result_done) VaultResult res = { .token.new_keyslot = -1, .token.old_keyslot = -1 };
+        _cleanup_free_ uint8_t *escrow = NULL, *share = NULL;
+        VaultRequest req = VAULT_REQUEST_INIT;
         const char *op;
         int r;
 
@@ -185,34 +344,63 @@ static int run(int argc, char *argv[]) {
                 return r;
         op = argv[optind];
 
-        if (streq(op, "inspect")) {
-                r = vault_inspect(arg_image, &res);
-                (void) print_result(r, &res);
-                return r < 0 ? 1 : 0;
+        req.map_name = arg_map;
+        req.mount_point = arg_mount;
+        req.key_source = arg_key_source;
+        req.pcr_mask = arg_pcrs;
+        req.pcr_source = arg_pcr_source;
+        req.uuid = arg_uuid;
+        req.hold = arg_hold;
+        req.escrow_always = arg_escrow_always;
+        req.progress = on_progress;
+        if (arg_keys_fd >= 0) {
+                r = read_keys(arg_keys_fd, &escrow, &req.keys.escrow_size, &share, &req.keys.share_size);
+                safe_close(arg_keys_fd);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot read the keys from --keys-fd: %m");
+        } else if (arg_escrow_file) {
+                r = read_small_file(arg_escrow_file, &escrow, &req.keys.escrow_size);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot read %s: %m", arg_escrow_file);
         }
+        req.keys.escrow = escrow;
+        req.keys.share = share;
 
-        r = tpm2_context_new(NULL, &c);
-        if (r < 0) {
-                res.reason = strdup("no TPM available");
-                (void) print_result(r, &res);
-                return 1;
-        }
-        if (streq(op, "create")) {
-                if (!arg_name)
-                        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "create needs --name.");
-                r = vault_create(c, arg_image, arg_name, arg_size, arg_pcrs, arg_pcr_source, &res);
-        } else if (streq(op, "unlock")) {
-                if (arg_escrow_file) {
-                        r = read_small_file(arg_escrow_file, &escrow, &escrow_size);
-                        if (r < 0)
-                                return log_error_errno(r, "Cannot read %s: %m", arg_escrow_file);
-                }
-                r = vault_unlock(c, arg_image, arg_map, escrow, escrow_size, &res);
-        } else if (streq(op, "rotate"))
-                r = vault_rotate(c, arg_image, &res);
-        else
+        /* Operations that need no TPM. */
+        if (streq(op, "inspect"))
+                r = vault_inspect(arg_image, arg_map, arg_mount, &res);
+        else if (streq(op, "confirm")) {
+                if (arg_generation == 0)
+                        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "confirm needs --generation.");
+                r = vault_confirm(arg_image, arg_generation, &res);
+        } else if (streq(op, "lock")) {
+                if (!arg_map)
+                        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "lock needs --map.");
+                r = vault_lock(arg_image, arg_map, arg_mount, &res);
+        } else if (streq(op, "erase"))
+                r = vault_erase(arg_image, arg_map, arg_mount, &res);
+        else if (!streq(op, "create") && !streq(op, "unlock") && !streq(op, "rotate"))
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Unknown operation %s.", op);
+        else {
+                r = tpm2_context_new(NULL, &c);
+                if (r < 0) {
+                        res.reason = strdup("no TPM available");
+                        res.error = VAULT_ERROR_NO_TPM;
+                        (void) print_result(r, &res);
+                        return 1;
+                }
+                if (streq(op, "create")) {
+                        if (!arg_name)
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "create needs --name.");
+                        r = vault_create(c, arg_image, arg_name, arg_size, &req, &res);
+                } else if (streq(op, "unlock"))
+                        r = vault_unlock(c, arg_image, &req, &res);
+                else
+                        r = vault_rotate(c, arg_image, &req, &res);
+        }
 
+        if (r < 0 && !res.error)
+                res.error = VAULT_ERROR_FAILED;
         (void) print_result(r, &res);
         return r < 0 ? 1 : 0;
 }

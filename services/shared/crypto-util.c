@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <gmp.h>
 #include <gnutls/crypto.h>
+#include <nettle/aes.h>
+#include <nettle/cfb.h>
 #include <nettle/ecc-curve.h>
 #include <nettle/ecc.h>
 #include <nettle/sha2.h>
@@ -369,6 +371,18 @@ int crypto_read_file(const char *path, bool secure, char **ret, size_t *ret_size
         *ret = buf;
         *ret_size = n;
         return 0;
+}
+
+void crypto_aes256_cfb_decrypt(const uint8_t key[static 32], const uint8_t iv[static 16], void *buf, size_t n) {
+        struct aes256_ctx ctx;
+        uint8_t v[AES_BLOCK_SIZE];
+
+        aes256_set_encrypt_key(&ctx, key);
+        memcpy(v, iv, sizeof v);
+        /* CFB uses the block cipher's encryption in both directions. */
+        cfb_decrypt(&ctx, (nettle_cipher_func *) aes256_encrypt, AES_BLOCK_SIZE, v, n, buf, buf);
+        erase(&ctx, sizeof ctx);
+        erase(v, sizeof v);
 }
 
 int crypto_cert_load(const char *path, gnutls_x509_crt_t *ret, char **ret_pem, size_t *ret_pem_size) {

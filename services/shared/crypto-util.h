@@ -79,5 +79,9 @@ int crypto_ecdh_soft(gnutls_privkey_t key, const Tpm2EccPoint *peer, uint8_t **r
  * eve_secret_free). -EFBIG when larger, -EBADFD when not a regular file. */
 int crypto_read_file(const char *path, bool secure, char **ret, size_t *ret_size);
 
+/* AES-256-CFB128 (full-block feedback, as OpenSSL's EVP_aes_256_cfb128 and Go's cipher.NewCFBDecrypter) in
+ * place over n bytes; the expanded key is wiped before returning. */
+void crypto_aes256_cfb_decrypt(const uint8_t key[static 32], const uint8_t iv[static 16], void *buf, size_t n);
+
 /* Writes data to path atomically (temporary file in the same directory, fsync, rename), with mode. */
 int crypto_write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);

@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The fetch loop: ConfigRequest{configHash, integrity_token} to /id/<uuid>/config at start, every
+ * fetch_interval, and on Refresh(). 200 → a new config (the controller client has verified the response's
+ * signature before we see a byte); 304 → keep; 403 → org.eve.Attest.Restart() and back off; 503, no answer
+ * and other refusals → back off: fetch_retry doubling per failure up to fetch_interval, ±25 % jitter. When
+ * attestation completes after a 403 (org.eve.Attest State → COMPLETE), fetch at once. */
+#include <sys/random.h>
+#include <time.h>
+
+#include "configd-manager.h"
+#include "log.h"
+#include "memory-util.h"
+#include "proto-util.h"
+
+#define ATTESTATION_STATE_COMPLETE 7U
+
+typedef Org__Lfedge__Eve__Config__ConfigRequest ConfigRequest;
+
+static uint64_t now_realtime(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static uint64_t now_monotonic(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static uint64_t backoff(Manager *m) {
+        uint64_t d = m->fetch_retry, cap = MAX(m->fetch_interval, m->fetch_retry);
+        uint32_t rnd = 0;
+
+        for (unsigned i = 1; i < m->fetch_failures && d < cap; i++)
+                d *= 2;
+        d = MIN(d, cap);
+        (void) getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
+        /* ±25 %: d * (0.75 + 0.5 * rnd / 2^32) */
+        return d - d / 4 + (uint64_t) ((double) (d / 2) * ((double) rnd / 4294967296.0));
+}
+
+static int on_fetch_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+void manager_fetch_schedule(Manager *m, uint64_t delay) {
+        int r;
+
+        if (!m->fetch_enabled || !m->event)
+                return;
+        if (!m->fetch_timer) {
+                r = sd_event_add_time_relative(
+                                m->event, &m->fetch_timer, CLOCK_MONOTONIC, delay, 0, on_fetch_timer, m);
+                if (r < 0)
+                        log_error_errno(r, "Cannot arm the fetch timer: %m");
+                return;
+        }
+        (void) sd_event_source_set_time_relative(m->fetch_timer, delay);
+        (void) sd_event_source_set_enabled(m->fetch_timer, SD_EVENT_ONESHOT);
+}
+
+static void reply_waiters(Manager *m) {
+        for (size_t i = 0; i < m->n_refresh_waiters; i++) {
+                sd_bus_message *w = m->refresh_waiters[i];
+
+                if (m->last_result == FETCH_UPDATED || m->last_result == FETCH_NOT_MODIFIED)
+                        (void) sd_bus_reply_method_return(w, "s", fetch_result_to_string(m->last_result));
+                else
+                        (void) sd_bus_reply_method_errorf(
+                                        w,
+                                        CONFIGD_ERROR_FETCH_FAILED,
+                                        "Fetching the configuration failed (%s): %s",
+                                        fetch_result_to_string(m->last_result),
+                                        m->last_error ?: "unknown error");
+                sd_bus_message_unref(w);
+        }
+        m->refresh_waiters = mfree(m->refresh_waiters);
+        m->n_refresh_waiters = 0;
+}
+
+static void fetch_end(Manager *m, FetchResult result, const char *error) {
+        bool ok = result == FETCH_UPDATED || result == FETCH_NOT_MODIFIED;
+
+        m->last_result = result;
+        free(m->last_error);
+        m->last_error = error ? strdup(error) : NULL;
+        if (ok) {
+                m->fetch_failures = 0;
+                m->last_success = now_realtime();
+                manager_fetch_schedule(m, m->fetch_interval);
+        } else {
+                uint64_t d;
+                m->fetch_failures++;
+                d = backoff(m);
+                log_warning("Configuration fetch: %s%s%s; next try in %.1f s.",
+                            fetch_result_to_string(result),
+                            error ? ": " : "",
+                            error ?: "",
+                            (double) d / USEC_PER_SEC);
+                manager_fetch_schedule(m, d);
+        }
+        reply_waiters(m);
+        manager_emit_changed(m, "LastFetch", "LastSuccess", "LastFetchResult", "LastFetchError", NULL);
+}
+
+static int client_ensure(Manager *m) {
+        _cleanup_(controller_client_freep) ControllerClient *c = NULL;
+        int r;
+
+        if (m->client)
+                return 0;
+        r = controller_client_new(m->event, &c);
+        if (r < 0) {
+                fetch_end(m,
+                          FETCH_NOT_READY,
+                          c ? controller_client_last_error(c) : "no controller configured");
+                return r;
+        }
+        r = controller_client_load_identity(c, NULL);
+        if (r < 0) {
+                fetch_end(m, FETCH_NOT_READY, controller_client_last_error(c));
+                return r;
+        }
+        m->client = TAKE_PTR(c);
+        return 0;
+}
+
+static int on_restart_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        if (e)
+                log_warning("org.eve.Attest.Restart() failed: %s", e->message ?: e->name);
+        else
+                log_info("Asked eve-attestd to attest again.");
+        return 0;
+}
+
+static void on_config_reply(ControllerClient *c, int error, const ControllerReply *reply, void *userdata) {
+        _cleanup_(config_freep) Config *cfg = NULL;
+        Manager *m = userdata;
+        const char *old_certs;
+        int r;
+
+        m->fetch_request = NULL;
+        if (error == -EACCES) {
+                m->forbidden++;
+                if (m->bus)
+                        (void) sd_bus_call_method_async(
+                                        m->bus,
+                                        NULL,
+                                        ATTEST_BUS_NAME,
+                                        ATTEST_OBJECT_PATH,
+                                        ATTEST_INTERFACE,
+                                        "Restart",
+                                        on_restart_reply,
+                                        m,
+                                        "");
+                fetch_end(m,
+                          FETCH_FORBIDDEN,
+                          "403: the controller refused the integrity token; re-attesting");
+                return;
+        }
+        if (error == -EAGAIN || error == -ECONNREFUSED || error == -EHOSTUNREACH || error == -ETIMEDOUT ||
+            error == -ECONNRESET) {
+                fetch_end(m, FETCH_UNAVAILABLE, controller_client_last_error(c));
+                return;
+        }
+        if (error < 0) {
+                fetch_end(m, FETCH_REFUSED, controller_client_last_error(c));
+                return;
+        }
+        if (reply->status == 304) {
+                log_debug("Configuration not modified.");
+                fetch_end(m, FETCH_NOT_MODIFIED, NULL);
+                return;
+        }
+        if (reply->payload_size == 0) {
+                fetch_end(m, FETCH_REFUSED, "the controller answered without a configuration");
+                return;
+        }
+        r = config_parse(reply->payload, reply->payload_size, &cfg);
+        if (r == -ENOMEM) {
+                fetch_end(m, FETCH_REFUSED, "out of memory");
+                return;
+        }
+        if (r < 0) {
+                fetch_end(m, FETCH_REFUSED, "the answer is not a usable ConfigResponse");
+                return;
+        }
+        old_certs = m->config && m->config->response->config
+                        ? m->config->response->config->controllercert_confighash
+                        : NULL;
+        if (old_certs && !streq_ptr(old_certs, cfg->response->config->controllercert_confighash))
+                manager_certs_refetch(
+                                m, "the controller's certificate set changed (controllercert_confighash)");
+        (void) manager_set_config(m, TAKE_PTR(cfg), CONFIG_ORIGIN_CONTROLLER);
+        fetch_end(m, FETCH_UPDATED, NULL);
+}
+
+static void fetch_post(Manager *m, const uint8_t *token, size_t token_size) {
+        ConfigRequest req = ORG__LFEDGE__EVE__CONFIG__CONFIG_REQUEST__INIT;
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = controller_device_path("config", &path);
+        if (r < 0) {
+                fetch_end(m,
+                          FETCH_NOT_READY,
+                          r == -ENOENT ? "no device UUID yet (eve-register has not stored one)"
+                                       : "the stored device UUID is not valid");
+                return;
+        }
+        req.confighash = (char *) (config_hash(m->config) ?: "");
+        req.integrity_token = (ProtobufCBinaryData){ .len = token_size, .data = (uint8_t *) token };
+        r = controller_client_post(m->client, path, &req.base, 0, on_config_reply, m, &m->fetch_request);
+        if (r < 0)
+                fetch_end(m, FETCH_REFUSED, controller_client_last_error(m->client));
+}
+
+static int on_token(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        const void *token = NULL;
+        size_t n = 0;
+
+        m->token_slot = sd_bus_slot_unref(m->token_slot);
+        if (e)
+                log_debug("No integrity token from eve-attestd: %s", e->message ?: e->name);
+        else if (sd_bus_message_read_array(reply, 'y', &token, &n) < 0)
+                n = 0;
+        if (n == 0)
+                log_debug("Fetching without an integrity token.");
+        fetch_post(m, token, n);
+        return 0;
+}
+
+static void fetch_begin(Manager *m) {
+        int r;
+
+        if (m->fetch_request || m->token_slot)
+                return; /* one at a time */
+        m->last_attempt = now_realtime();
+        m->fetches++;
+        if (client_ensure(m) < 0)
+                return;
+        if (!m->bus) {
+                fetch_post(m, NULL, 0);
+                return;
+        }
+        r = sd_bus_call_method_async(
+                        m->bus,
+                        &m->token_slot,
+                        ATTEST_BUS_NAME,
+                        ATTEST_OBJECT_PATH,
+                        ATTEST_INTERFACE,
+                        "GetIntegrityToken",
+                        on_token,
+                        m,
+                        "");
+        if (r < 0)
+                fetch_post(m, NULL, 0);
+}
+
+static int on_fetch_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        fetch_begin(userdata);
+        return 0;
+}
+
+int manager_fetch_now(Manager *m, sd_bus_message *waiter) {
+        if (waiter) {
+                sd_bus_message **n = realloc(m->refresh_waiters, (m->n_refresh_waiters + 1) * sizeof *n);
+                if (!n)
+                        return -ENOMEM;
+                m->refresh_waiters = n;
+                m->refresh_waiters[m->n_refresh_waiters++] = sd_bus_message_ref(waiter);
+        }
+        fetch_begin(m);
+        return 0;
+}
+
+/* ---- /certs again (issue 13's hook: unknown controller certificate, certificate set changed) ---- */
+
+static void on_certs(ControllerClient *c, int error, const ControllerReply *reply, void *userdata) {
+        Manager *m = userdata;
+
+        m->certs_request = NULL;
+        if (error < 0)
+                log_warning("Fetching /certs failed: %s", controller_client_last_error(c));
+        else
+                log_info("Fetched the controller's certificates again.");
+}
+
+void manager_certs_refetch(Manager *m, const char *why) {
+        uint64_t now = now_monotonic();
+
+        if (!m->fetch_enabled || m->certs_request || !m->client)
+                return;
+        if (m->certs_refetch_at != 0 && now - m->certs_refetch_at < CERTS_REFETCH_MIN) {
+                log_debug("Not fetching /certs again yet (%s).", why);
+                return;
+        }
+        m->certs_refetch_at = now;
+        log_info("Fetching /certs again: %s.", why);
+        if (controller_client_fetch_certs(m->client, on_certs, m, &m->certs_request) < 0)
+                log_warning("Cannot fetch /certs: %s", controller_client_last_error(m->client));
+}
+
+/* ---- attestation completing → fetch at once after a 403 ---- */
+
+static int on_attest_properties(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+        const char *iface;
+
+        if (sd_bus_message_read(msg, "s", &iface) < 0 || !streq(iface, ATTEST_INTERFACE))
+                return 0;
+        if (sd_bus_message_enter_container(msg, 'a', "{sv}") < 0)
+                return 0;
+        while (sd_bus_message_enter_container(msg, 'e', "sv") > 0) {
+                const char *name;
+                uint32_t state;
+
+                if (sd_bus_message_read(msg, "s", &name) < 0)
+                        return 0;
+                if (streq(name, "State")) {
+                        if (sd_bus_message_read(msg, "v", "u", &state) >= 0 &&
+                            state == ATTESTATION_STATE_COMPLETE &&
+                            (m->last_result == FETCH_FORBIDDEN || m->last_result == FETCH_NEVER)) {
+                                log_info("Attestation complete: fetching the configuration now.");
+                                fetch_begin(m);
+                        }
+                        return 0;
+                }
+                if (sd_bus_message_skip(msg, "v") < 0 || sd_bus_message_exit_container(msg) < 0)
+                        return 0;
+        }
+        return 0;
+}
+
+int manager_fetch_start(Manager *m) {
+        int r;
+
+        if (!m->fetch_enabled)
+                return 0;
+        if (m->bus) {
+                r = sd_bus_match_signal_async(
+                                m->bus,
+                                NULL,
+                                ATTEST_BUS_NAME,
+                                ATTEST_OBJECT_PATH,
+                                "org.freedesktop.DBus.Properties",
+                                "PropertiesChanged",
+                                on_attest_properties,
+                                NULL,
+                                m);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot watch org.eve.Attest: %m");
+        }
+        manager_fetch_schedule(m, 0);
+        return 0;
+}

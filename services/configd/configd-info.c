@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Reports to the controller (facts/eve-api.md §1.8): ZInfoMsg{ZInfoDevice} to /id/<uuid>/info with the TPM
+ * status (HSMStatus, from eve-tpm-setup's status file), the vault list with status and errors (from
+ * org.eve.Vault), the attestation state and last error (from org.eve.Attest); and the cipher counters as EVE
+ * reports them, ZMetricMsg{deviceMetric.cipher} to /id/<uuid>/metrics. At start and every info_interval. */
+#include <time.h>
+
+#include "configd-manager.h"
+#include "crypto-util.h"
+#include "info.pb-c.h"
+#include "log.h"
+#include "metrics.pb-c.h"
+#include "paths.h"
+#include "proto-util.h"
+
+#define VAULTS_MAX 64U
+#define AGENT_NAME "eve-configd"
+
+typedef Org__Lfedge__Eve__Info__ZInfoMsg ZInfoMsg;
+typedef Org__Lfedge__Eve__Info__ZInfoDevice ZInfoDevice;
+typedef Org__Lfedge__Eve__Info__VaultInfo VaultInfo;
+typedef Org__Lfedge__Eve__Info__ErrorInfo ErrorInfo;
+typedef Org__Lfedge__Eve__Info__DeviceEntity DeviceEntity;
+typedef Org__Lfedge__Eve__Info__DataSecAtRest DataSecAtRest;
+typedef Org__Lfedge__Eve__Info__AttestationInfo AttestationInfo;
+typedef Google__Protobuf__Timestamp Timestamp;
+
+typedef struct VaultReport {
+        char *name;
+        char *state;
+        char *error;
+} VaultReport;
+
+/* What one report gathers before it is sent. */
+typedef struct InfoRound {
+        Manager *m;
+        uint32_t attest_state;
+        char *attest_error;
+        bool have_attest;
+        VaultReport vaults[VAULTS_MAX];
+        size_t n_vaults;
+        bool have_vaults;
+        unsigned pending; /* bus calls outstanding */
+} InfoRound;
+
+static void info_round_free(InfoRound *r) {
+        if (!r)
+                return;
+        free(r->attest_error);
+        for (size_t i = 0; i < r->n_vaults; i++) {
+                free(r->vaults[i].name);
+                free(r->vaults[i].state);
+                free(r->vaults[i].error);
+        }
+        free(r);
+}
+
+static Timestamp now_timestamp(void) {
+        struct timespec ts;
+        Timestamp t = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t.seconds = ts.tv_sec;
+        t.nanos = (int32_t) ts.tv_nsec;
+        return t;
+}
+
+static Org__Lfedge__Eve__Info__HwSecurityModuleStatus hsm_status(void) {
+        _cleanup_free_ char *path = eve_path_join(EVE_PATH_STATUS, "tpm-status"), *text = NULL;
+        size_t n;
+
+        if (!path || crypto_read_file(path, false, &text, &n) < 0)
+                return ORG__LFEDGE__EVE__INFO__HW_SECURITY_MODULE_STATUS__UNKNOWN;
+        if (strncmp(text, "ENABLED", 7) == 0)
+                return ORG__LFEDGE__EVE__INFO__HW_SECURITY_MODULE_STATUS__ENABLED;
+        if (strncmp(text, "DISABLED", 8) == 0)
+                return ORG__LFEDGE__EVE__INFO__HW_SECURITY_MODULE_STATUS__DISABLED;
+        if (strncmp(text, "NOTFOUND", 8) == 0)
+                return ORG__LFEDGE__EVE__INFO__HW_SECURITY_MODULE_STATUS__NOTFOUND;
+        return ORG__LFEDGE__EVE__INFO__HW_SECURITY_MODULE_STATUS__UNKNOWN;
+}
+
+/* A vault's State (org.eve.Vault) as EVE's DataSecAtRestStatus. */
+static Org__Lfedge__Eve__Info__DataSecAtRestStatus vault_status(const char *state, const char *error) {
+        if (streq_ptr(state, "Unlocked"))
+                return ORG__LFEDGE__EVE__INFO__DATA_SEC_AT_REST_STATUS__DATASEC_AT_REST_ENABLED;
+        if (!isempty(error) || streq_ptr(state, "Failed") || streq_ptr(state, "Error"))
+                return ORG__LFEDGE__EVE__INFO__DATA_SEC_AT_REST_STATUS__DATASEC_AT_REST_ERROR;
+        if (streq_ptr(state, "Locked"))
+                return ORG__LFEDGE__EVE__INFO__DATA_SEC_AT_REST_STATUS__DATASEC_AT_REST_ERROR;
+        return ORG__LFEDGE__EVE__INFO__DATA_SEC_AT_REST_STATUS__DATASEC_AT_REST_UNKNOWN;
+}
+
+static void on_posted(ControllerClient *c, int error, const ControllerReply *reply, void *userdata) {
+        Manager *m = userdata;
+
+        m->info_request = NULL;
+        if (error < 0)
+                log_warning("Posting the info report failed: %s", controller_client_last_error(c));
+        else
+                m->info_sent++;
+}
+
+static void on_metrics_posted(ControllerClient *c, int error, const ControllerReply *reply, void *userdata) {
+        if (error < 0)
+                log_debug("Posting the cipher metrics failed: %s", controller_client_last_error(c));
+}
+
+static int post_metrics(Manager *m) {
+        Org__Lfedge__Eve__Metrics__ZMetricMsg msg = ORG__LFEDGE__EVE__METRICS__ZMETRIC_MSG__INIT;
+        Org__Lfedge__Eve__Metrics__DeviceMetric dm = ORG__LFEDGE__EVE__METRICS__DEVICE_METRIC__INIT;
+        Org__Lfedge__Eve__Metrics__CipherMetric cm = ORG__LFEDGE__EVE__METRICS__CIPHER_METRIC__INIT,
+                                                *cmp = &cm;
+        Org__Lfedge__Eve__Metrics__TypeCounter tc[_CIPHER_ERROR_MAX], *tcp[_CIPHER_ERROR_MAX];
+        Timestamp at = now_timestamp(), ls = GOOGLE__PROTOBUF__TIMESTAMP__INIT,
+                  lf = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+        _cleanup_free_ char *path = NULL;
+        char uuid[37];
+        int r;
+
+        r = controller_read_uuid(uuid);
+        if (r < 0)
+                return r;
+        r = controller_device_path("metrics", &path);
+        if (r < 0)
+                return r;
+        cm.agent_name = (char *) AGENT_NAME;
+        cm.failure_count = m->metrics.failure;
+        cm.success_count = m->metrics.success;
+        if (m->metrics.last_success) {
+                ls.seconds = (int64_t) (m->metrics.last_success / USEC_PER_SEC);
+                cm.last_success = &ls;
+        }
+        if (m->metrics.last_failure) {
+                lf.seconds = (int64_t) (m->metrics.last_failure / USEC_PER_SEC);
+                cm.last_failure = &lf;
+        }
+        for (size_t i = 1; i < _CIPHER_ERROR_MAX; i++) {
+                if (m->metrics.by_error[i] == 0)
+                        continue;
+                tc[cm.n_tc] = (Org__Lfedge__Eve__Metrics__TypeCounter)
+                                ORG__LFEDGE__EVE__METRICS__TYPE_COUNTER__INIT;
+                tc[cm.n_tc].error_code = (Org__Lfedge__Eve__Metrics__CipherError) i;
+                tc[cm.n_tc].count = m->metrics.by_error[i];
+                tcp[cm.n_tc] = &tc[cm.n_tc];
+                cm.n_tc++;
+        }
+        cm.tc = tcp;
+        dm.n_cipher = 1;
+        dm.cipher = &cmp;
+        msg.devid = uuid;
+        msg.attimestamp = &at;
+        msg.metric_content_case = ORG__LFEDGE__EVE__METRICS__ZMETRIC_MSG__METRIC_CONTENT_DM;
+        msg.dm = &dm;
+        return controller_client_post(m->client, path, &msg.base, 0, on_metrics_posted, m, NULL);
+}
+
+static void info_post(InfoRound *round) {
+        Manager *m = round->m;
+        ZInfoMsg msg = ORG__LFEDGE__EVE__INFO__ZINFO_MSG__INIT;
+        ZInfoDevice dev = ORG__LFEDGE__EVE__INFO__ZINFO_DEVICE__INIT;
+        DataSecAtRest dsar = ORG__LFEDGE__EVE__INFO__DATA_SEC_AT_REST__INIT;
+        AttestationInfo ai = ORG__LFEDGE__EVE__INFO__ATTESTATION_INFO__INIT;
+        ErrorInfo aerr = ORG__LFEDGE__EVE__INFO__ERROR_INFO__INIT;
+        DeviceEntity aent = ORG__LFEDGE__EVE__INFO__DEVICE_ENTITY__INIT, *aentp = &aent;
+        VaultInfo vi[VAULTS_MAX], *vip[VAULTS_MAX];
+        ErrorInfo verr[VAULTS_MAX];
+        DeviceEntity vent[VAULTS_MAX], *ventp[VAULTS_MAX];
+        Timestamp at = now_timestamp();
+        _cleanup_free_ char *path = NULL;
+        char uuid[37];
+        int r;
+
+        if (controller_read_uuid(uuid) < 0 || controller_device_path("info", &path) < 0) {
+                log_debug("No device UUID yet: no info report.");
+                return;
+        }
+
+        dev.hsmstatus = hsm_status();
+        for (size_t i = 0; i < round->n_vaults; i++) {
+                VaultReport *v = &round->vaults[i];
+
+                vi[i] = (VaultInfo) ORG__LFEDGE__EVE__INFO__VAULT_INFO__INIT;
+                vi[i].name = v->name;
+                vi[i].status = vault_status(v->state, v->error);
+                vi[i].pcrstatus = ORG__LFEDGE__EVE__INFO__PCRSTATUS__PCR_ENABLED;
+                if (!isempty(v->error) ||
+                    vi[i].status == ORG__LFEDGE__EVE__INFO__DATA_SEC_AT_REST_STATUS__DATASEC_AT_REST_ERROR) {
+                        verr[i] = (ErrorInfo) ORG__LFEDGE__EVE__INFO__ERROR_INFO__INIT;
+                        vent[i] = (DeviceEntity) ORG__LFEDGE__EVE__INFO__DEVICE_ENTITY__INIT;
+                        vent[i].entity = ORG__LFEDGE__EVE__INFO__ENTITY__ENTITY_VAULT;
+                        vent[i].entity_name = v->name;
+                        ventp[i] = &vent[i];
+                        verr[i].description = !isempty(v->error) ? v->error : v->state;
+                        verr[i].timestamp = &at;
+                        verr[i].severity = ORG__LFEDGE__EVE__INFO__SEVERITY__SEVERITY_ERROR;
+                        verr[i].n_entities = 1;
+                        verr[i].entities = &ventp[i];
+                        vi[i].vaulterr = &verr[i];
+                }
+                vip[i] = &vi[i];
+        }
+        dsar.n_vaultlist = round->n_vaults;
+        dsar.vaultlist = vip;
+        dsar.status = round->n_vaults > 0
+                        ? vi[0].status
+                        : ORG__LFEDGE__EVE__INFO__DATA_SEC_AT_REST_STATUS__DATASEC_AT_REST_UNKNOWN;
+        dev.datasecatrestinfo = &dsar;
+
+        if (round->have_attest) {
+                ai.state = (Org__Lfedge__Eve__Info__AttestationState) MIN(round->attest_state, 7U);
+                if (!isempty(round->attest_error)) {
+                        aent.entity = ORG__LFEDGE__EVE__INFO__ENTITY__ENTITY_ATTESTATION;
+                        aerr.description = round->attest_error;
+                        aerr.timestamp = &at;
+                        aerr.severity = ORG__LFEDGE__EVE__INFO__SEVERITY__SEVERITY_ERROR;
+                        aerr.n_entities = 1;
+                        aerr.entities = &aentp;
+                        ai.error = &aerr;
+                }
+                dev.attestation_info = &ai;
+        }
+
+        msg.ztype = ORG__LFEDGE__EVE__INFO__ZINFO_TYPES__ZiDevice;
+        msg.devid = uuid;
+        msg.attimestamp = &at;
+        msg.info_content_case = ORG__LFEDGE__EVE__INFO__ZINFO_MSG__INFO_CONTENT_DINFO;
+        msg.dinfo = &dev;
+
+        r = controller_client_post(m->client, path, &msg.base, 0, on_posted, m, &m->info_request);
+        if (r < 0)
+                log_warning("Cannot post the info report: %s", controller_client_last_error(m->client));
+        r = post_metrics(m);
+        if (r < 0)
+                log_debug_errno(r, "Cannot post the cipher metrics: %m");
+}
+
+static void round_step_done(InfoRound *round) {
+        if (--round->pending > 0)
+                return;
+        info_post(round);
+        info_round_free(round);
+}
+
+static int on_attest_all(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        InfoRound *round = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        if (e)
+                log_debug("No attestation state for the info report: %s", e->message ?: e->name);
+        else if (sd_bus_message_enter_container(reply, 'a', "{sv}") >= 0) {
+                while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+                        const char *name, *s;
+                        int r;
+
+                        if (sd_bus_message_read(reply, "s", &name) < 0)
+                                break;
+                        if (streq(name, "State"))
+                                r = sd_bus_message_read(reply, "v", "u", &round->attest_state),
+                                round->have_attest = r >= 0;
+                        else if (streq(name, "LastError")) {
+                                r = sd_bus_message_read(reply, "v", "s", &s);
+                                if (r >= 0)
+                                        round->attest_error = strdup(s);
+                        } else
+                                r = sd_bus_message_skip(reply, "v");
+                        if (r < 0 || sd_bus_message_exit_container(reply) < 0)
+                                break;
+                }
+        }
+        round_step_done(round);
+        return 0;
+}
+
+static int on_vaults(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        InfoRound *round = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        if (e)
+                log_debug("No vault list for the info report: %s", e->message ?: e->name);
+        else if (sd_bus_message_enter_container(reply, 'a', "(sss)") >= 0) {
+                const char *name, *state, *error;
+                while (round->n_vaults < VAULTS_MAX &&
+                       sd_bus_message_read(reply, "(sss)", &name, &state, &error) > 0) {
+                        VaultReport *v = &round->vaults[round->n_vaults];
+                        v->name = strdup(name);
+                        v->state = strdup(state);
+                        v->error = strdup(error);
+                        if (!v->name || !v->state || !v->error)
+                                break;
+                        round->n_vaults++;
+                }
+                round->have_vaults = true;
+        }
+        /* Without vaultd's list: at least the config vault, as tracked here. */
+        if (round->n_vaults == 0 && round->m->vault_state && round->n_vaults < VAULTS_MAX) {
+                VaultReport *v = &round->vaults[round->n_vaults];
+                v->name = strdup(CONFIG_VAULT_NAME);
+                v->state = strdup(round->m->vault_state);
+                v->error = strdup("");
+                if (v->name && v->state && v->error)
+                        round->n_vaults++;
+        }
+        round_step_done(round);
+        return 0;
+}
+
+int manager_info_send(Manager *m) {
+        InfoRound *round;
+        int r;
+
+        if (!m->client || m->info_request)
+                return 0;
+        round = calloc(1, sizeof *round);
+        if (!round)
+                return -ENOMEM;
+        round->m = m;
+        round->pending = 1; /* released below */
+        if (m->bus) {
+                r = sd_bus_call_method_async(
+                                m->bus,
+                                NULL,
+                                ATTEST_BUS_NAME,
+                                ATTEST_OBJECT_PATH,
+                                "org.freedesktop.DBus.Properties",
+                                "GetAll",
+                                on_attest_all,
+                                round,
+                                "s",
+                                ATTEST_INTERFACE);
+                if (r >= 0)
+                        round->pending++;
+                r = sd_bus_call_method_async(
+                                m->bus,
+                                NULL,
+                                VAULT_BUS_NAME,
+                                VAULT_MANAGER_PATH,
+                                VAULT_MANAGER_INTERFACE,
+                                "ListVaults",
+                                on_vaults,
+                                round,
+                                "");
+                if (r >= 0)
+                        round->pending++;
+        }
+        round_step_done(round);
+        return 0;
+}
+
+static int on_info_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        (void) manager_info_send(m);
+        (void) sd_event_source_set_time_relative(s, m->info_interval);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+int manager_info_start(Manager *m) {
+        int r;
+
+        if (!m->info_enabled || !m->fetch_enabled)
+                return 0;
+        /* The first report shortly after start, once the first fetch had a chance to set the client up. */
+        r = sd_event_add_time_relative(
+                        m->event, &m->info_timer, CLOCK_MONOTONIC, 2 * USEC_PER_SEC, 0, on_info_timer, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot arm the info timer: %m");
+        return 0;
+}

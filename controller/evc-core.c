@@ -141,8 +141,17 @@ int evc_load(const char *dir, Evc **ret) {
                 return log_oom();
         e->nonce_ttl_ms = EVC_NONCE_TTL_DEFAULT_MS;
         e->body_max = EVC_BODY_MAX_DEFAULT;
+        e->threads = EVC_THREADS_DEFAULT;
+        pthread_mutex_init(&e->write_lock, NULL);
+        pthread_mutex_init(&e->crt_lock, NULL);
+        pthread_mutex_init(&e->ecdh_lock, NULL);
+        e->ecdh_cache = eve_secret_alloc(EVC_ECDH_CACHE_SLOTS * sizeof(EvcEcdhSlot));
+        if (!e->ecdh_cache)
+                return log_oom();
+        evc_nonces_init(&e->nonces);
         e->dir = strdup(dir);
-        if (!e->dir)
+        e->db_path = strdup(db);
+        if (!e->dir || !e->db_path)
                 return log_oom();
         if ((r = load_pem(dir, "certs/root.pem", &root_pem, &n)) < 0 ||
             (r = evc_load_crt_pem(root_pem, n, &e->root_crt)) < 0 ||
@@ -180,9 +189,142 @@ int evc_load(const char *dir, Evc **ret) {
         return 0;
 }
 
+EvcCrt *evc_crt_ref(EvcCrt *c) {
+        if (c)
+                __atomic_add_fetch(&c->n_ref, 1, __ATOMIC_RELAXED);
+        return c;
+}
+
+EvcCrt *evc_crt_unref(EvcCrt *c) {
+        if (!c || __atomic_sub_fetch(&c->n_ref, 1, __ATOMIC_ACQ_REL) > 0)
+                return NULL;
+        if (c->pub)
+                gnutls_pubkey_deinit(c->pub);
+        if (c->crt)
+                gnutls_x509_crt_deinit(c->crt);
+        return mfree(c);
+}
+
+int evc_crt_get(Evc *e, const void *pem, size_t n, EvcCrt **ret) {
+        _cleanup_(evc_crt_unrefp) EvcCrt *c = NULL;
+        uint8_t h[EVC_SHA256_SIZE];
+        size_t slot;
+        int r;
+
+        evc_sha256(pem, n, h);
+        slot = ((size_t) h[0] | (size_t) h[1] << 8) % EVC_CRT_CACHE_SLOTS;
+        pthread_mutex_lock(&e->crt_lock);
+        if (e->crt_cache[slot] && memcmp(e->crt_cache[slot]->pem_hash, h, sizeof h) == 0) {
+                *ret = evc_crt_ref(e->crt_cache[slot]);
+                pthread_mutex_unlock(&e->crt_lock);
+                return 0;
+        }
+        pthread_mutex_unlock(&e->crt_lock);
+
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->n_ref = 1;
+        memcpy(c->pem_hash, h, sizeof h);
+        r = evc_load_crt_pem(pem, n, &c->crt);
+        if (r < 0)
+                return r;
+        if (gnutls_pubkey_init(&c->pub) < 0)
+                return -ENOMEM;
+        if (gnutls_pubkey_import_x509(c->pub, c->crt, 0) < 0)
+                return -EINVAL;
+
+        pthread_mutex_lock(&e->crt_lock);
+        evc_crt_unref(e->crt_cache[slot]);
+        e->crt_cache[slot] = evc_crt_ref(c);
+        pthread_mutex_unlock(&e->crt_lock);
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int evc_ecdh_device(
+                Evc *e,
+                gnutls_x509_privkey_t ctrl_key,
+                const uint8_t ctrl_hash[static 16],
+                const void *dev_pem,
+                size_t n,
+                uint8_t ret[static EVC_SHA256_SIZE]) {
+        _cleanup_(evc_crt_unrefp) EvcCrt *dev = NULL;
+        uint8_t in[16 + EVC_SHA256_SIZE], tag[EVC_SHA256_SIZE];
+        EvcEcdhSlot *slot = NULL;
+        int r;
+
+        memcpy(in, ctrl_hash, 16);
+        evc_sha256(dev_pem, n, in + 16);
+        evc_sha256(in, sizeof in, tag);
+        if (e->ecdh_cache) {
+                slot = &e->ecdh_cache[((size_t) tag[0] | (size_t) tag[1] << 8) % EVC_ECDH_CACHE_SLOTS];
+                pthread_mutex_lock(&e->ecdh_lock);
+                if (slot->used && memcmp(slot->tag, tag, sizeof tag) == 0) {
+                        memcpy(ret, slot->k, EVC_SHA256_SIZE);
+                        pthread_mutex_unlock(&e->ecdh_lock);
+                        return 0;
+                }
+                pthread_mutex_unlock(&e->ecdh_lock);
+        }
+        r = evc_crt_get(e, dev_pem, n, &dev);
+        if (r < 0)
+                return r;
+        r = evc_ecdh_key(ctrl_key, dev->crt, ret);
+        if (r < 0)
+                return r;
+        if (slot) {
+                pthread_mutex_lock(&e->ecdh_lock);
+                memcpy(slot->tag, tag, sizeof tag);
+                memcpy(slot->k, ret, EVC_SHA256_SIZE);
+                slot->used = true;
+                pthread_mutex_unlock(&e->ecdh_lock);
+        }
+        return 0;
+}
+
+static void db_tls_free(void *p) {
+        evc_store_free(p);
+}
+
+int evc_db_threaded(Evc *e) {
+        int r;
+
+        if (e->threaded)
+                return 0;
+        r = pthread_key_create(&e->db_tls, db_tls_free);
+        if (r != 0)
+                return -r;
+        e->threaded = true;
+        return 0;
+}
+
+EvcStore *evc_db(Evc *e) {
+        EvcStore *s;
+
+        if (!e->threaded)
+                return e->store;
+        s = pthread_getspecific(e->db_tls);
+        if (s)
+                return s;
+        if (evc_store_connect(e->db_path, &e->write_lock, &s) < 0)
+                return NULL;
+        if (pthread_setspecific(e->db_tls, s) != 0) {
+                evc_store_free(s);
+                return NULL;
+        }
+        return s;
+}
+
 Evc *evc_free(Evc *e) {
         if (!e)
                 return NULL;
+        if (e->threaded) {
+                /* The server threads have exited (and closed theirs); this one may hold one too. */
+                evc_store_free(pthread_getspecific(e->db_tls));
+                (void) pthread_setspecific(e->db_tls, NULL);
+                (void) pthread_key_delete(e->db_tls);
+        }
         evc_store_free(e->store);
         if (e->root_crt)
                 gnutls_x509_crt_deinit(e->root_crt);
@@ -200,6 +342,14 @@ Evc *evc_free(Evc *e) {
         erase(e->tls_key_pem, e->tls_key_pem_size);
         free(e->tls_key_pem);
         eve_secret_free(e->db_key);
+        evc_nonces_done(&e->nonces);
+        for (size_t i = 0; i < EVC_CRT_CACHE_SLOTS; i++)
+                evc_crt_unref(e->crt_cache[i]);
+        pthread_mutex_destroy(&e->crt_lock);
+        eve_secret_free(e->ecdh_cache);
+        pthread_mutex_destroy(&e->ecdh_lock);
+        pthread_mutex_destroy(&e->write_lock);
+        free(e->db_path);
         free(e->dir);
         return mfree(e);
 }
@@ -208,7 +358,7 @@ int64_t evc_device_find(Evc *e, const char *what) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r;
 
-        r = evc_prepare(e->store,
+        r = evc_prepare(evc_db(e),
                         "SELECT id FROM devices WHERE uuid = ?1 OR serial = ?1 "
                         "OR (length(?1) >= 8 AND substr(lower(hex(cert_hash)), 1, length(?1)) = lower(?1))",
                         &st);
@@ -239,10 +389,10 @@ int evc_device_add(Evc *e, const char *cert_pem, size_t n, const char *serial, c
         r = evc_uuid_new(uuid);
         if (r < 0)
                 return r;
-        r = evc_tx_begin(e->store);
+        r = evc_tx_begin(evc_db(e));
         if (r < 0)
                 return r;
-        r = evc_prepare(e->store,
+        r = evc_prepare(evc_db(e),
                         "INSERT INTO devices (uuid, cert_hash, cert_pem, serial, registered, created) "
                         "VALUES (?, ?, ?, ?, 0, ?)",
                         &st);
@@ -254,17 +404,17 @@ int evc_device_add(Evc *e, const char *cert_pem, size_t n, const char *serial, c
         if (serial)
                 sqlite3_bind_text(st, 4, serial, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 5, (int64_t) time(NULL));
-        r = evc_step_done(e->store, st);
+        r = evc_step_done(evc_db(e), st);
         if (r == -EEXIST) {
                 log_error("This device certificate is already known.");
                 goto fail;
         }
         if (r < 0)
                 goto fail;
-        r = evc_event(e->store, sqlite3_last_insert_rowid(e->store->db), "added by admin");
+        r = evc_event(evc_db(e), sqlite3_last_insert_rowid(evc_db(e)->db), "added by admin");
         if (r < 0)
                 goto fail;
-        r = evc_tx_commit(e->store);
+        r = evc_tx_commit(evc_db(e));
         if (r < 0)
                 goto fail;
         if (ret_uuid) {
@@ -274,7 +424,7 @@ int evc_device_add(Evc *e, const char *cert_pem, size_t n, const char *serial, c
         }
         return 0;
 fail:
-        evc_tx_rollback(e->store);
+        evc_tx_rollback(evc_db(e));
         return r;
 }
 
@@ -282,14 +432,14 @@ int evc_config_invalidate(Evc *e, int64_t device_id) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r;
 
-        r = evc_prepare(e->store,
+        r = evc_prepare(evc_db(e),
                         "UPDATE devices SET config_cache = NULL, config_hash = NULL, "
                         "config_version = config_version + 1 WHERE id = ?",
                         &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, device_id);
-        return evc_step_done(e->store, st);
+        return evc_step_done(evc_db(e), st);
 }
 
 int evc_secret_seal(Evc *e, const char *value, uint8_t **ret, size_t *ret_size) {

@@ -308,21 +308,17 @@ int evc_sign_raw(gnutls_x509_privkey_t key, const void *data, size_t n, uint8_t 
         return 0;
 }
 
-int evc_verify_digest(gnutls_x509_crt_t crt, const uint8_t digest[static EVC_SHA256_SIZE], const void *sig,
+int evc_verify_digest_pub(
+                gnutls_pubkey_t pub,
+                const uint8_t digest[static EVC_SHA256_SIZE],
+                const void *sig,
                 size_t sig_size) {
-
-        _cleanup_(gnutls_pubkey_deinitp) gnutls_pubkey_t pub = NULL;
         _cleanup_datum_ gnutls_datum_t der = {};
         gnutls_datum_t h = { .data = (unsigned char *) digest, .size = EVC_SHA256_SIZE }, use;
         unsigned bits = 0;
         int g;
 
         if (!sig || sig_size == 0 || sig_size > 256)
-                return -EINVAL;
-        if (gnutls_pubkey_init(&pub) < 0)
-                return -ENOMEM;
-        g = gnutls_pubkey_import_x509(pub, crt, 0);
-        if (g < 0)
                 return -EINVAL;
         if (gnutls_pubkey_get_pk_algorithm(pub, &bits) != GNUTLS_PK_ECDSA)
                 return log_debug_errno(EINVAL, "Certificate key is not ECDSA.");
@@ -333,12 +329,27 @@ int evc_verify_digest(gnutls_x509_crt_t crt, const uint8_t digest[static EVC_SHA
                         return -ENOMEM;
                 use = der;
         } else
-                use = (gnutls_datum_t) { .data = (unsigned char *) sig, .size = (unsigned) sig_size };
+                use = (gnutls_datum_t){ .data = (unsigned char *) sig, .size = (unsigned) sig_size };
 
         g = gnutls_pubkey_verify_hash2(pub, GNUTLS_SIGN_ECDSA_SHA256, 0, &h, &use);
         if (g < 0)
                 return g == GNUTLS_E_PK_SIG_VERIFY_FAILED ? -EBADMSG : gnutls_to_errno(g);
         return 0;
+}
+
+int evc_verify_digest(
+                gnutls_x509_crt_t crt,
+                const uint8_t digest[static EVC_SHA256_SIZE],
+                const void *sig,
+                size_t sig_size) {
+
+        _cleanup_(gnutls_pubkey_deinitp) gnutls_pubkey_t pub = NULL;
+
+        if (gnutls_pubkey_init(&pub) < 0)
+                return -ENOMEM;
+        if (gnutls_pubkey_import_x509(pub, crt, 0) < 0)
+                return -EINVAL;
+        return evc_verify_digest_pub(pub, digest, sig, sig_size);
 }
 
 int evc_verify_chain(gnutls_x509_crt_t crt, gnutls_x509_crt_t issuer) {

@@ -45,6 +45,11 @@ int evc_crt_der_sha256(gnutls_x509_crt_t crt, uint8_t ret[static EVC_SHA256_SIZE
 int evc_sign_raw(gnutls_x509_privkey_t key, const void *data, size_t n, uint8_t ret[static EVC_ECDSA_RAW_SIZE]);
 /* Verifies an ECDSA P-256 signature over SHA-256 digest by crt's key. sig is raw r‖s (64 bytes) or DER.
  * Returns 0 when valid, -EBADMSG when not, other negative errno on bad input. */
+int evc_verify_digest_pub(
+                gnutls_pubkey_t pub,
+                const uint8_t digest[static EVC_SHA256_SIZE],
+                const void *sig,
+                size_t sig_size);
 int evc_verify_digest(gnutls_x509_crt_t crt, const uint8_t digest[static EVC_SHA256_SIZE], const void *sig,
                 size_t sig_size);
 /* Verifies that crt is signed by issuer (one link, with issuer as the only trust anchor; time checks on).

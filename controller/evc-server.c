@@ -71,8 +71,7 @@ unsigned evc_reject(EvcReply *reply, unsigned status, const char *fmt, ...) {
 }
 
 void evc_device_done(EvcDevice *d) {
-        if (d->crt)
-                gnutls_x509_crt_deinit(d->crt);
+        evc_crt_unref(d->crt);
         free(d->trust);
         *d = (EvcDevice) {};
 }
@@ -86,7 +85,7 @@ static int device_load(Evc *e, const char *col, const void *key, size_t key_size
 
         if (asprintf(&sql, "SELECT id, uuid, cert_pem, revoked, registered, trust FROM devices WHERE %s = ?", col) < 0)
                 return -ENOMEM;
-        r = evc_prepare(e->store, sql, &st);
+        r = evc_prepare(evc_db(e), sql, &st);
         if (r < 0)
                 return r;
         if (key_size > 0)
@@ -97,7 +96,7 @@ static int device_load(Evc *e, const char *col, const void *key, size_t key_size
                 return -ENOENT;
         d.id = sqlite3_column_int64(st, 0);
         snprintf(d.uuid, sizeof d.uuid, "%s", (const char *) sqlite3_column_text(st, 1));
-        r = evc_load_crt_pem(sqlite3_column_text(st, 2), (size_t) sqlite3_column_bytes(st, 2), &d.crt);
+        r = evc_crt_get(e, sqlite3_column_text(st, 2), (size_t) sqlite3_column_bytes(st, 2), &d.crt);
         if (r < 0)
                 return r;
         d.revoked = sqlite3_column_int(st, 3);
@@ -137,11 +136,11 @@ static unsigned unpack_container(Evc *e, const uint8_t *body, size_t n, Org__Lfe
         return 0;
 }
 
-static bool signature_ok(gnutls_x509_crt_t crt, const Org__Lfedge__Eve__Auth__AuthContainer *ac) {
+static bool signature_ok(gnutls_pubkey_t pub, const Org__Lfedge__Eve__Auth__AuthContainer *ac) {
         uint8_t digest[EVC_SHA256_SIZE];
 
         evc_sha256(ac->protectedpayload->payload.data, ac->protectedpayload->payload.len, digest);
-        return evc_verify_digest(crt, digest, ac->signaturehash.data, ac->signaturehash.len) >= 0;
+        return evc_verify_digest_pub(pub, digest, ac->signaturehash.data, ac->signaturehash.len) >= 0;
 }
 
 unsigned evc_authenticate(Evc *e, const uint8_t *body, size_t n, const char *uuid, EvcDevice *ret_dev,
@@ -160,7 +159,7 @@ unsigned evc_authenticate(Evc *e, const uint8_t *body, size_t n, const char *uui
                 return evc_reject(reply, MHD_HTTP_UNAUTHORIZED, "unknown sender certificate hash");
         if (r < 0)
                 return evc_reject(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "device lookup failed");
-        if (!signature_ok(d.crt, ac)) {
+        if (!signature_ok(d.crt->pub, ac)) {
                 evc_device_done(&d);
                 return evc_reject(reply, MHD_HTTP_UNAUTHORIZED, "bad AuthContainer signature (device %s)", d.uuid);
         }
@@ -205,7 +204,8 @@ static unsigned handle_certs(Evc *e, EvcReply *reply) {
 static unsigned handle_register(Evc *e, const uint8_t *body, size_t n, EvcReply *reply) {
         _cleanup_(proto_freep) Org__Lfedge__Eve__Auth__AuthContainer *ac = NULL;
         _cleanup_(proto_freep) Org__Lfedge__Eve__Register__ZRegisterMsg *msg = NULL;
-        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t onboard = NULL, dev = NULL;
+        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t dev = NULL;
+        _cleanup_(evc_crt_unrefp) EvcCrt *onboard = NULL;
         _cleanup_free_ uint8_t *onboard_pem = NULL, *dev_pem = NULL;
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         uint8_t oh[EVC_SHA256_SIZE], dh[EVC_SHA256_SIZE];
@@ -221,13 +221,17 @@ static unsigned handle_register(Evc *e, const uint8_t *body, size_t n, EvcReply 
                 return s;
         if (ac->sendercert.len == 0)
                 return evc_reject(reply, MHD_HTTP_UNAUTHORIZED, "register without senderCert");
-        if (base64_decode((const char *) ac->sendercert.data, ac->sendercert.len, false, &onboard_pem,
+        if (base64_decode((const char *) ac->sendercert.data,
+                          ac->sendercert.len,
+                          false,
+                          &onboard_pem,
                           &onboard_pem_size) < 0 ||
-            evc_load_crt_pem(onboard_pem, onboard_pem_size, &onboard) < 0)
+            evc_crt_get(e, onboard_pem, onboard_pem_size, &onboard) < 0)
                 return evc_reject(reply, MHD_HTTP_UNAUTHORIZED, "senderCert is not base64(PEM)");
-        if (evc_crt_der_sha256(onboard, oh) < 0 || memcmp(oh, ac->sendercerthash.data, EVC_SHA256_SIZE) != 0)
+        if (evc_crt_der_sha256(onboard->crt, oh) < 0 ||
+            memcmp(oh, ac->sendercerthash.data, EVC_SHA256_SIZE) != 0)
                 return evc_reject(reply, MHD_HTTP_UNAUTHORIZED, "senderCertHash does not match senderCert");
-        if (!signature_ok(onboard, ac))
+        if (!signature_ok(onboard->pub, ac))
                 return evc_reject(reply, MHD_HTTP_UNAUTHORIZED, "register: bad signature by the onboarding key");
 
         r = PROTO_UNPACK(&org__lfedge__eve__register__zregister_msg__descriptor, ac->protectedpayload->payload.data,
@@ -242,12 +246,14 @@ static unsigned handle_register(Evc *e, const uint8_t *body, size_t n, EvcReply 
         if (isempty(serial) || strlen(serial) > 256)
                 return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "register without a serial");
 
-        r = evc_tx_begin(e->store);
+        r = evc_tx_begin(evc_db(e));
         if (r < 0)
                 return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
 
         /* The allow list: this serial with this onboarding certificate. */
-        r = evc_prepare(e->store, "SELECT used_by FROM onboard_allow WHERE serial = ? AND cert_hash = ?", &st);
+        r = evc_prepare(evc_db(e),
+                        "SELECT used_by FROM onboard_allow WHERE serial = ? AND cert_hash = ?",
+                        &st);
         if (r < 0)
                 goto fail;
         sqlite3_bind_text(st, 1, serial, -1, SQLITE_TRANSIENT);
@@ -256,9 +262,11 @@ static unsigned handle_register(Evc *e, const uint8_t *body, size_t n, EvcReply 
                 allowed = true;
                 allow_used_by = sqlite3_column_int64(st, 0);
         }
-        sqlite3_finalize(TAKE_PTR(st));
+        evc_stmt_release(TAKE_PTR(st));
 
-        r = evc_prepare(e->store, "SELECT id, registered, onboard_hash = ? FROM devices WHERE cert_hash = ?", &st);
+        r = evc_prepare(evc_db(e),
+                        "SELECT id, registered, onboard_hash = ? FROM devices WHERE cert_hash = ?",
+                        &st);
         if (r < 0)
                 goto fail;
         sqlite3_bind_blob(st, 1, oh, sizeof oh, SQLITE_TRANSIENT);
@@ -268,27 +276,28 @@ static unsigned handle_register(Evc *e, const uint8_t *body, size_t n, EvcReply 
                 existing_registered = sqlite3_column_int(st, 1);
                 same_onboard = sqlite3_column_int(st, 2) == 1;
         }
-        sqlite3_finalize(TAKE_PTR(st));
+        evc_stmt_release(TAKE_PTR(st));
 
         if (existing_id > 0 && existing_registered) {
-                evc_tx_rollback(e->store);
+                evc_tx_rollback(evc_db(e));
                 if (same_onboard)
                         return reply->status = MHD_HTTP_OK; /* a repeat */
                 return evc_reject(reply, MHD_HTTP_CONFLICT, "device certificate already registered");
         }
         if (allowed && allow_used_by > 0 && allow_used_by != existing_id) {
-                evc_tx_rollback(e->store);
+                evc_tx_rollback(evc_db(e));
                 return evc_reject(reply, MHD_HTTP_CONFLICT, "serial %s already onboarded another device", serial);
         }
         if (!allowed && existing_id == 0) {
-                evc_tx_rollback(e->store);
+                evc_tx_rollback(evc_db(e));
                 return evc_reject(reply, MHD_HTTP_FORBIDDEN, "serial %s with this onboarding certificate is not allowed",
                                   serial);
         }
 
         if (existing_id > 0) {
-                r = evc_prepare(e->store,
-                                "UPDATE devices SET registered = 1, onboard_hash = ?, serial = coalesce(serial, ?) "
+                r = evc_prepare(evc_db(e),
+                                "UPDATE devices SET registered = 1, onboard_hash = ?, serial = "
+                                "coalesce(serial, ?) "
                                 "WHERE id = ?",
                                 &st);
                 if (r < 0)
@@ -301,8 +310,9 @@ static unsigned handle_register(Evc *e, const uint8_t *body, size_t n, EvcReply 
                 r = evc_uuid_new(uuid);
                 if (r < 0)
                         goto fail;
-                r = evc_prepare(e->store,
-                                "INSERT INTO devices (uuid, cert_hash, cert_pem, serial, onboard_hash, registered, created) "
+                r = evc_prepare(evc_db(e),
+                                "INSERT INTO devices (uuid, cert_hash, cert_pem, serial, onboard_hash, "
+                                "registered, created) "
                                 "VALUES (?, ?, ?, ?, ?, 1, ?)",
                                 &st);
                 if (r < 0)
@@ -314,32 +324,32 @@ static unsigned handle_register(Evc *e, const uint8_t *body, size_t n, EvcReply 
                 sqlite3_bind_blob(st, 5, oh, sizeof oh, SQLITE_TRANSIENT);
                 sqlite3_bind_int64(st, 6, (int64_t) time(NULL));
         }
-        r = evc_step_done(e->store, st);
+        r = evc_step_done(evc_db(e), st);
         if (r < 0)
                 goto fail;
-        sqlite3_finalize(TAKE_PTR(st));
+        evc_stmt_release(TAKE_PTR(st));
         if (existing_id == 0)
-                existing_id = sqlite3_last_insert_rowid(e->store->db);
+                existing_id = sqlite3_last_insert_rowid(evc_db(e)->db);
         if (allowed) {
-                r = evc_prepare(e->store, "UPDATE onboard_allow SET used_by = ? WHERE serial = ?", &st);
+                r = evc_prepare(evc_db(e), "UPDATE onboard_allow SET used_by = ? WHERE serial = ?", &st);
                 if (r < 0)
                         goto fail;
                 sqlite3_bind_int64(st, 1, existing_id);
                 sqlite3_bind_text(st, 2, serial, -1, SQLITE_TRANSIENT);
-                r = evc_step_done(e->store, st);
+                r = evc_step_done(evc_db(e), st);
                 if (r < 0)
                         goto fail;
         }
-        r = evc_event(e->store, existing_id, "registered");
+        r = evc_event(evc_db(e), existing_id, "registered");
         if (r < 0)
                 goto fail;
-        r = evc_tx_commit(e->store);
+        r = evc_tx_commit(evc_db(e));
         if (r < 0)
                 goto fail;
         log_info("Registered device with serial %s.", serial);
         return reply->status = MHD_HTTP_CREATED;
 fail:
-        evc_tx_rollback(e->store);
+        evc_tx_rollback(evc_db(e));
         return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "register: store failure");
 }
 
@@ -383,15 +393,21 @@ static unsigned handle_info(Evc *e, const char *uuid, const uint8_t *body, size_
         if (PROTO_UNPACK(&org__lfedge__eve__info__zinfo_msg__descriptor, ac->protectedpayload->payload.data,
                          ac->protectedpayload->payload.len, e->body_max, &msg) < 0)
                 return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "ZInfoMsg does not parse");
-        if (evc_prepare(e->store, "UPDATE devices SET info = ?, info_time = ? WHERE id = ?", &st) < 0)
-                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
+        /* A status report: the next one replaces it, so no fsync. */
+        if (evc_tx_begin_sync(evc_db(e), EVC_SYNC_NORMAL) < 0)
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
+        if (evc_prepare(evc_db(e), "UPDATE devices SET info = ?, info_time = ? WHERE id = ?", &st) < 0)
+                goto fail;
         sqlite3_bind_blob(st, 1, ac->protectedpayload->payload.data, (int) ac->protectedpayload->payload.len,
                           SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 2, (int64_t) time(NULL));
         sqlite3_bind_int64(st, 3, d.id);
-        if (evc_step_done(e->store, st) < 0)
-                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
+        if (evc_step_done(evc_db(e), st) < 0 || evc_tx_commit(evc_db(e)) < 0)
+                goto fail;
         return reply->status = MHD_HTTP_CREATED;
+fail:
+        evc_tx_rollback(evc_db(e));
+        return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
 }
 
 /* ---- POST /id/<uuid>/config ---- */
@@ -433,7 +449,9 @@ static int config_build(Evc *e, int64_t device_id, const char *uuid, bool baseos
         int r;
 
         CLEANUP_ERASE(key);
-        r = evc_prepare(e->store, "SELECT config_version, baseos_version, ecdh_pem FROM devices WHERE id = ?", &st);
+        r = evc_prepare(evc_db(e),
+                        "SELECT config_version, baseos_version, ecdh_pem FROM devices WHERE id = ?",
+                        &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, device_id);
@@ -445,7 +463,7 @@ static int config_build(Evc *e, int64_t device_id, const char *uuid, bool baseos
         r = evc_column_blob(st, 2, &ecdh_pem, &ecdh_pem_size);
         if (r < 0)
                 return r;
-        sqlite3_finalize(TAKE_PTR(st));
+        evc_stmt_release(TAKE_PTR(st));
 
         id.uuid = (char *) uuid;
         id.version = version;
@@ -469,7 +487,9 @@ static int config_build(Evc *e, int64_t device_id, const char *uuid, bool baseos
         if (baseos_only)
                 goto pack;
 
-        r = evc_prepare(e->store, "SELECT key, value FROM config_items WHERE device_id = ? ORDER BY key", &st);
+        r = evc_prepare(evc_db(e),
+                        "SELECT key, value FROM config_items WHERE device_id = ? ORDER BY key",
+                        &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, device_id);
@@ -484,7 +504,7 @@ static int config_build(Evc *e, int64_t device_id, const char *uuid, bool baseos
                 itemp[n_items] = &items[n_items];
                 n_items++;
         }
-        sqlite3_finalize(TAKE_PTR(st));
+        evc_stmt_release(TAKE_PTR(st));
         c.n_configitems = n_items;
         c.configitems = itemp;
 
@@ -521,7 +541,8 @@ static int config_build(Evc *e, int64_t device_id, const char *uuid, bool baseos
                 c.n_ciphercontexts = 1;
                 c.ciphercontexts = &ctxp;
 
-                r = evc_prepare(e->store, "SELECT name, kind, sealed FROM secrets WHERE device_id = ? ORDER BY name",
+                r = evc_prepare(evc_db(e),
+                                "SELECT name, kind, sealed FROM secrets WHERE device_id = ? ORDER BY name",
                                 &st);
                 if (r < 0)
                         goto finish;
@@ -585,7 +606,7 @@ static int config_build(Evc *e, int64_t device_id, const char *uuid, bool baseos
                                 n_apps++;
                         }
                 }
-                sqlite3_finalize(TAKE_PTR(st));
+                evc_stmt_release(TAKE_PTR(st));
                 c.n_datastores = n_ds;
                 c.datastores = dsp;
                 c.n_apps = n_apps;
@@ -630,7 +651,8 @@ static unsigned handle_config(Evc *e, const char *uuid, const uint8_t *body, siz
         if (d.revoked)
                 return evc_reject(reply, MHD_HTTP_FORBIDDEN, "device %s is revoked", d.uuid);
 
-        if (evc_prepare(e->store, "SELECT itoken, config_cache, config_hash, baseos_version FROM devices WHERE id = ?",
+        if (evc_prepare(evc_db(e),
+                        "SELECT itoken, config_cache, config_hash, baseos_version FROM devices WHERE id = ?",
                         &st) < 0)
                 return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
         sqlite3_bind_int64(st, 1, d.id);
@@ -656,7 +678,7 @@ static unsigned handle_config(Evc *e, const char *uuid, const uint8_t *body, siz
                                 return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
                 }
         }
-        sqlite3_finalize(TAKE_PTR(st));
+        evc_stmt_release(TAKE_PTR(st));
 
         if (!packed) {
                 uint8_t h[EVC_SHA256_SIZE];
@@ -671,14 +693,17 @@ static unsigned handle_config(Evc *e, const char *uuid, const uint8_t *body, siz
                         return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
                 if (!baseos_only) {
                         /* Cached, so the hash (and the IVs) stay the same until something changes. */
-                        if (evc_prepare(e->store, "UPDATE devices SET config_cache = ?, config_hash = ? WHERE id = ?",
+                        if (evc_tx_begin_sync(evc_db(e), EVC_SYNC_NORMAL) < 0)
+                                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
+                        if (evc_prepare(evc_db(e),
+                                        "UPDATE devices SET config_cache = ?, config_hash = ? WHERE id = ?",
                                         &st) < 0)
-                                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
+                                goto fail;
                         sqlite3_bind_blob(st, 1, packed, (int) packed_size, SQLITE_TRANSIENT);
                         sqlite3_bind_text(st, 2, hash, -1, SQLITE_TRANSIENT);
                         sqlite3_bind_int64(st, 3, d.id);
-                        if (evc_step_done(e->store, st) < 0)
-                                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
+                        if (evc_step_done(evc_db(e), st) < 0 || evc_tx_commit(evc_db(e)) < 0)
+                                goto fail;
                 }
         }
         if (streq_ptr(req->confighash, hash))
@@ -692,6 +717,9 @@ static unsigned handle_config(Evc *e, const char *uuid, const uint8_t *body, siz
         if (evc_reply_signed(e, MHD_HTTP_OK, &resp.base, reply) < 0)
                 return evc_reject(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed to sign");
         return reply->status;
+fail:
+        evc_tx_rollback(evc_db(e));
+        return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
 }
 
 /* ---- HTTP plumbing ---- */
@@ -721,6 +749,10 @@ static void route(Evc *e, const char *url, const char *method, const uint8_t *bo
 
         if (strncmp(url, API_PREFIX, strlen(API_PREFIX)) != 0) {
                 evc_reject(reply, MHD_HTTP_NOT_FOUND, "no such endpoint %s", url);
+                return;
+        }
+        if (!evc_db(e)) {
+                evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot open the database");
                 return;
         }
         p = url + strlen(API_PREFIX);
@@ -871,6 +903,11 @@ int evc_serve(Evc *e, const char *listen, const char *port_file) {
         r = parse_listen(listen, &sa);
         if (r < 0)
                 return log_error_errno(r, "Bad --listen address \"%s\" (want IPv4:PORT).", listen);
+        /* A pool of request threads, each with its own SQLite connection; write transactions take turns on
+         * e->write_lock; everything but the writes (TLS, signatures, quote checks) runs in parallel. */
+        r = evc_db_threaded(e);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up per-thread database connections: %m");
 
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);
@@ -879,13 +916,31 @@ int evc_serve(Evc *e, const char *listen, const char *port_file) {
         if (pthread_sigmask(SIG_BLOCK, &ss, NULL) != 0)
                 return log_error_errno(errno, "sigprocmask: %m");
 
-        d = MHD_start_daemon(MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                             on_request, e, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
-                             MHD_OPTION_HTTPS_MEM_CERT, (const char *) e->tls_pem, MHD_OPTION_HTTPS_MEM_KEY,
-                             (const char *) e->tls_key_pem, MHD_OPTION_HTTPS_PRIORITIES,
-                             "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_NOTIFY_COMPLETED,
-                             on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30,
-                             MHD_OPTION_CONNECTION_LIMIT, (unsigned) 256, MHD_OPTION_END);
+        d = MHD_start_daemon(
+                        MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+                        0,
+                        NULL,
+                        NULL,
+                        on_request,
+                        e,
+                        MHD_OPTION_SOCK_ADDR,
+                        (struct sockaddr *) &sa,
+                        MHD_OPTION_HTTPS_MEM_CERT,
+                        (const char *) e->tls_pem,
+                        MHD_OPTION_HTTPS_MEM_KEY,
+                        (const char *) e->tls_key_pem,
+                        MHD_OPTION_HTTPS_PRIORITIES,
+                        "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+                        MHD_OPTION_NOTIFY_COMPLETED,
+                        on_completed,
+                        NULL,
+                        MHD_OPTION_CONNECTION_TIMEOUT,
+                        (unsigned) 30,
+                        MHD_OPTION_CONNECTION_LIMIT,
+                        (unsigned) 1024,
+                        MHD_OPTION_THREAD_POOL_SIZE,
+                        (unsigned) MAX(e->threads, 1U),
+                        MHD_OPTION_END);
         if (!d)
                 return log_error_errno(EADDRNOTAVAIL, "Failed to start the HTTPS server on %s.", listen);
         info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_LISTEN_FD);
@@ -893,7 +948,10 @@ int evc_serve(Evc *e, const char *listen, const char *port_file) {
                 MHD_stop_daemon(d);
                 return log_error_errno(EIO, "Failed to read the bound port.");
         }
-        log_info("evc serving https://%s:%u" API_PREFIX, inet_ntoa(bound.sin_addr), ntohs(bound.sin_port));
+        log_info("evc serving https://%s:%u" API_PREFIX " with %u request threads",
+                 inet_ntoa(bound.sin_addr),
+                 ntohs(bound.sin_port),
+                 MAX(e->threads, 1U));
         if (port_file) {
                 char buf[16];
                 int k = snprintf(buf, sizeof buf, "%u\n", ntohs(bound.sin_port));

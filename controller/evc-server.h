@@ -22,7 +22,7 @@ unsigned evc_reject(EvcReply *reply, unsigned status, const char *fmt, ...) _pri
 typedef struct EvcDevice {
         int64_t id;
         char uuid[37];
-        gnutls_x509_crt_t crt;
+        EvcCrt *crt; /* the registered device certificate */
         bool revoked, registered;
         char *trust;
 } EvcDevice;

@@ -83,6 +83,8 @@ static const char *const migrations[] = {
         "  created INTEGER NOT NULL,"
         "  PRIMARY KEY (device_id, vault_uuid)"
         ");",
+        /* 2 → 3: attestation nonces live in memory (evc-nonce.c). */
+        "DROP TABLE nonces;",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == EVC_SCHEMA_VERSION, "one migration per schema version");
@@ -98,10 +100,93 @@ int evc_exec(EvcStore *s, const char *sql) {
         return 0;
 }
 
+/* The statement cache: per thread (a connection is only ever used by the thread that opened it), keyed by
+ * the connection's id and the SQL text. A statement in use is never handed out twice: a nested prepare of
+ * the same text gets an uncached one. */
+#define STMT_CACHE_MAX 256
+
+typedef struct StmtEntry {
+        uint64_t store_id, hash;
+        char *sql;
+        sqlite3_stmt *st;
+        bool in_use;
+} StmtEntry;
+
+static __thread StmtEntry *stmt_cache = NULL;
+static __thread size_t stmt_cache_n = 0;
+static uint64_t store_ids = 0;
+
+static uint64_t fnv1a(const char *p) {
+        uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+        for (; *p; p++)
+                h = (h ^ (uint8_t) *p) * UINT64_C(0x100000001b3);
+        return h;
+}
+
 int evc_prepare(EvcStore *s, const char *sql, sqlite3_stmt **ret) {
-        if (sqlite3_prepare_v2(s->db, sql, -1, ret, NULL) != SQLITE_OK)
+        uint64_t h = fnv1a(sql);
+        StmtEntry *c;
+        char *copy;
+        bool busy = false;
+
+        for (size_t i = 0; i < stmt_cache_n; i++) {
+                c = &stmt_cache[i];
+                if (c->store_id != s->id || c->hash != h || !streq(c->sql, sql))
+                        continue;
+                if (c->in_use) {
+                        busy = true;
+                        break;
+                }
+                c->in_use = true;
+                *ret = c->st;
+                return 0;
+        }
+        if (sqlite3_prepare_v3(s->db, sql, -1, busy ? 0 : SQLITE_PREPARE_PERSISTENT, ret, NULL) != SQLITE_OK)
                 return log_error_errno(EIO, "Failed to prepare \"%s\": %s", sql, sqlite3_errmsg(s->db));
+        if (busy || stmt_cache_n >= STMT_CACHE_MAX)
+                return 0;
+        if (stmt_cache_n % 16 == 0) {
+                c = realloc(stmt_cache, (stmt_cache_n + 16) * sizeof *c);
+                if (!c)
+                        return 0; /* uncached is fine */
+                stmt_cache = c;
+        }
+        copy = strdup(sql);
+        if (!copy)
+                return 0;
+        stmt_cache[stmt_cache_n++] =
+                        (StmtEntry){ .store_id = s->id, .hash = h, .sql = copy, .st = *ret, .in_use = true };
         return 0;
+}
+
+sqlite3_stmt *evc_stmt_release(sqlite3_stmt *st) {
+        if (!st)
+                return NULL;
+        for (size_t i = 0; i < stmt_cache_n; i++)
+                if (stmt_cache[i].st == st) {
+                        (void) sqlite3_reset(st);
+                        (void) sqlite3_clear_bindings(st);
+                        stmt_cache[i].in_use = false;
+                        return NULL;
+                }
+        (void) sqlite3_finalize(st);
+        return NULL;
+}
+
+static void stmt_cache_drop(EvcStore *s) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < stmt_cache_n; i++) {
+                if (stmt_cache[i].store_id == s->id) {
+                        (void) sqlite3_finalize(stmt_cache[i].st);
+                        free(stmt_cache[i].sql);
+                } else
+                        stmt_cache[k++] = stmt_cache[i];
+        }
+        stmt_cache_n = k;
+        if (stmt_cache_n == 0)
+                stmt_cache = mfree(stmt_cache);
 }
 
 int evc_step_done(EvcStore *s, sqlite3_stmt *st) {
@@ -114,17 +199,52 @@ int evc_step_done(EvcStore *s, sqlite3_stmt *st) {
         return log_error_errno(EIO, "SQL step failed: %s", sqlite3_errmsg(s->db));
 }
 
-int evc_tx_begin(EvcStore *s) {
-        return evc_exec(s, "BEGIN IMMEDIATE");
+int evc_tx_begin_sync(EvcStore *s, EvcSync sync) {
+        int r;
+
+        if (s->in_tx)
+                return log_error_errno(EBUSY, "Nested transaction.");
+        if (s->write_lock)
+                pthread_mutex_lock(s->write_lock);
+        if (s->sync != sync) {
+                r = evc_exec(s,
+                             sync == EVC_SYNC_FULL ? "PRAGMA synchronous=FULL"
+                                                   : "PRAGMA synchronous=NORMAL");
+                if (r < 0)
+                        goto fail;
+                s->sync = sync;
+        }
+        r = evc_exec(s, "BEGIN IMMEDIATE");
+        if (r < 0)
+                goto fail;
+        s->in_tx = true;
+        return 0;
+fail:
+        if (s->write_lock)
+                pthread_mutex_unlock(s->write_lock);
+        return r;
 }
 
 int evc_tx_commit(EvcStore *s) {
-        return evc_exec(s, "COMMIT");
+        int r;
+
+        r = evc_exec(s, "COMMIT");
+        if (r < 0)
+                return r; /* still open: the caller rolls back */
+        s->in_tx = false;
+        if (s->write_lock)
+                pthread_mutex_unlock(s->write_lock);
+        return 0;
 }
 
 void evc_tx_rollback(EvcStore *s) {
+        if (!s->in_tx)
+                return;
         if (!sqlite3_get_autocommit(s->db))
                 (void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->in_tx = false;
+        if (s->write_lock)
+                pthread_mutex_unlock(s->write_lock);
 }
 
 int evc_store_schema_version(EvcStore *s) {
@@ -177,19 +297,36 @@ fail:
         return r < 0 ? r : -EIO;
 }
 
-int evc_store_open(const char *path, EvcStore **ret) {
+int evc_store_connect(const char *path, pthread_mutex_t *write_lock, EvcStore **ret) {
         _cleanup_(evc_store_freep) EvcStore *s = NULL;
         int r;
 
         s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
-        if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+        s->write_lock = write_lock;
+        s->id = __atomic_add_fetch(&store_ids, 1, __ATOMIC_RELAXED);
+        if (sqlite3_open_v2(path,
+                            &s->db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                             NULL) != SQLITE_OK)
                 return log_error_errno(EIO, "Failed to open database %s: %s", path,
                                        s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        /* Waits for the other processes (an admin command); this process's writers queue on write_lock. */
         (void) sqlite3_busy_timeout(s->db, 5000);
         r = evc_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+        if (r < 0)
+                return r;
+        s->sync = EVC_SYNC_FULL;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int evc_store_open(const char *path, EvcStore **ret) {
+        _cleanup_(evc_store_freep) EvcStore *s = NULL;
+        int r;
+
+        r = evc_store_connect(path, NULL, &s);
         if (r < 0)
                 return r;
         r = migrate(s);
@@ -202,6 +339,8 @@ int evc_store_open(const char *path, EvcStore **ret) {
 EvcStore *evc_store_free(EvcStore *s) {
         if (!s)
                 return NULL;
+        evc_tx_rollback(s);
+        stmt_cache_drop(s);
         (void) sqlite3_close_v2(s->db);
         return mfree(s);
 }

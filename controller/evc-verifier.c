@@ -37,16 +37,38 @@ static int device_set(Evc *e, int64_t id, const char *assignments, const char *t
 
         if (asprintf(&sql, "UPDATE devices SET %s WHERE id = ?2", assignments) < 0)
                 return -ENOMEM;
-        r = evc_prepare(e->store, sql, &st);
+        r = evc_prepare(evc_db(e), sql, &st);
         if (r < 0)
                 return r;
         if (text)
                 sqlite3_bind_text(st, 1, text, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 2, id);
-        return evc_step_done(e->store, st);
+        return evc_step_done(evc_db(e), st);
 }
 
 /* ---- CERT ---- */
+
+/* Whether the device stored exactly these certificates already (ECDH, attestation, EK; NULL = not sent). */
+static bool certs_unchanged(
+                Evc *e, const EvcDevice *d, const Org__Lfedge__Eve__Certs__ZCert *const certs[3]) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+
+        if (evc_prepare(evc_db(e), "SELECT ecdh_pem, attest_pem, ek_pem FROM devices WHERE id = ?", &st) < 0)
+                return false;
+        sqlite3_bind_int64(st, 1, d->id);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return false;
+        for (int i = 0; i < 3; i++) {
+                const void *old = sqlite3_column_blob(st, i);
+                size_t old_size = (size_t) sqlite3_column_bytes(st, i);
+
+                if (certs[i] &&
+                    !(old && old_size == certs[i]->cert.len &&
+                      memcmp(old, certs[i]->cert.data, old_size) == 0))
+                        return false;
+        }
+        return true;
+}
 
 static unsigned attest_cert(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAttestReq *req, EvcReply *reply) {
         Org__Lfedge__Eve__Attest__ZAttestResponse resp = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE__INIT;
@@ -88,7 +110,7 @@ static unsigned attest_cert(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAtt
                                                   "CERT: certHash of type %d does not match its PEM", c->type);
                 }
                 /* The quote and ECDH keys must be certified by the registered device key. */
-                if (slot < 2 && evc_verify_chain(crt, d->crt) < 0)
+                if (slot < 2 && evc_verify_chain(crt, d->crt->crt) < 0)
                         return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT,
                                           "CERT: type %d is not signed by the device certificate of %s", c->type,
                                           d->uuid);
@@ -96,11 +118,18 @@ static unsigned attest_cert(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAtt
         }
         if (!certs[0] && !certs[1])
                 return evc_reject(reply, MHD_HTTP_UNPROCESSABLE_CONTENT, "CERT without ECDH or attestation certificate");
+        /* EVE resends its certificates on every boot: the same ones again need no write. */
+        if (certs_unchanged(e, d, certs)) {
+                resp.resptype = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESP_TYPE__ATTEST_RESP_CERT;
+                return reply_attest(e, &resp, reply);
+        }
 
-        r = evc_tx_begin(e->store);
+        r = evc_tx_begin(evc_db(e));
         if (r < 0)
                 return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
-        r = evc_prepare(e->store, "SELECT certs_locked, ecdh_pem, attest_pem, ek_pem FROM devices WHERE id = ?", &st);
+        r = evc_prepare(evc_db(e),
+                        "SELECT certs_locked, ecdh_pem, attest_pem, ek_pem FROM devices WHERE id = ?",
+                        &st);
         if (r < 0)
                 goto fail;
         sqlite3_bind_int64(st, 1, d->id);
@@ -121,7 +150,7 @@ static unsigned attest_cert(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAtt
                 if (same)
                         continue;
                 if (locked && old) {
-                        evc_tx_rollback(e->store);
+                        evc_tx_rollback(evc_db(e));
                         /* EVE reads 404 as "controller refuses to replace" and keeps its certificates. */
                         return evc_reject(reply, MHD_HTTP_NOT_FOUND,
                                           "CERT: device %s tries to replace its %s; an admin must run 'evc device "
@@ -130,7 +159,7 @@ static unsigned attest_cert(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAtt
                 }
                 changed = true;
         }
-        sqlite3_finalize(TAKE_PTR(st));
+        evc_stmt_release(TAKE_PTR(st));
         for (size_t i = 0; changed && i < 3; i++) {
                 _cleanup_free_ char *sql = NULL;
 
@@ -138,29 +167,30 @@ static unsigned attest_cert(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAtt
                         continue;
                 if (asprintf(&sql, "UPDATE devices SET %s = ? WHERE id = ?", cols[i]) < 0)
                         goto fail;
-                r = evc_prepare(e->store, sql, &st);
+                r = evc_prepare(evc_db(e), sql, &st);
                 if (r < 0)
                         goto fail;
                 sqlite3_bind_text(st, 1, (const char *) certs[i]->cert.data, (int) certs[i]->cert.len,
                                   SQLITE_TRANSIENT);
                 sqlite3_bind_int64(st, 2, d->id);
-                r = evc_step_done(e->store, st);
-                sqlite3_finalize(TAKE_PTR(st));
+                r = evc_step_done(evc_db(e), st);
+                evc_stmt_release(TAKE_PTR(st));
                 if (r < 0)
                         goto fail;
         }
         if (changed) {
-                if (device_set(e, d->id, "certs_locked = 1", NULL) < 0 || evc_config_invalidate(e, d->id) < 0 ||
-                    evc_event(e->store, d->id, "attestation certificates stored") < 0)
+                if (device_set(e, d->id, "certs_locked = 1", NULL) < 0 ||
+                    evc_config_invalidate(e, d->id) < 0 ||
+                    evc_event(evc_db(e), d->id, "attestation certificates stored") < 0)
                         goto fail;
         }
-        r = evc_tx_commit(e->store);
+        r = evc_tx_commit(evc_db(e));
         if (r < 0)
                 goto fail;
         resp.resptype = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESP_TYPE__ATTEST_RESP_CERT;
         return reply_attest(e, &resp, reply);
 fail:
-        evc_tx_rollback(e->store);
+        evc_tx_rollback(evc_db(e));
         return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "CERT: store failure");
 }
 
@@ -169,35 +199,15 @@ fail:
 static unsigned attest_nonce(Evc *e, EvcDevice *d, EvcReply *reply) {
         Org__Lfedge__Eve__Attest__ZAttestResponse resp = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE__INIT;
         Org__Lfedge__Eve__Attest__ZAttestNonceResp nr = ORG__LFEDGE__EVE__ATTEST__ZATTEST_NONCE_RESP__INIT;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL, *del = NULL;
         uint8_t nonce[EVC_NONCE_SIZE];
-        int64_t now = evc_now_ms();
 
-        if (evc_random(nonce, sizeof nonce) < 0)
-                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "no randomness");
-        if (evc_tx_begin(e->store) < 0)
-                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
-        /* Expired nonces go; so do this device's older outstanding ones (one exchange at a time). */
-        if (evc_prepare(e->store, "DELETE FROM nonces WHERE expires < ? OR device_id = ?", &del) < 0)
-                goto fail;
-        sqlite3_bind_int64(del, 1, now);
-        sqlite3_bind_int64(del, 2, d->id);
-        if (evc_step_done(e->store, del) < 0)
-                goto fail;
-        if (evc_prepare(e->store, "INSERT INTO nonces (nonce, device_id, expires) VALUES (?, ?, ?)", &st) < 0)
-                goto fail;
-        sqlite3_bind_blob(st, 1, nonce, sizeof nonce, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, d->id);
-        sqlite3_bind_int64(st, 3, now + e->nonce_ttl_ms);
-        if (evc_step_done(e->store, st) < 0 || evc_tx_commit(e->store) < 0)
-                goto fail;
-        nr.nonce = (ProtobufCBinaryData) { .len = sizeof nonce, .data = nonce };
+        /* In memory only (evc-nonce.h): nothing to commit. */
+        if (evc_nonce_issue(&e->nonces, d->id, e->nonce_ttl_ms, nonce) < 0)
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "NONCE: no randomness or memory");
+        nr.nonce = (ProtobufCBinaryData){ .len = sizeof nonce, .data = nonce };
         resp.resptype = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESP_TYPE__ATTEST_RESP_NONCE;
         resp.nonce = &nr;
         return reply_attest(e, &resp, reply);
-fail:
-        evc_tx_rollback(e->store);
-        return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "NONCE: store failure");
 }
 
 /* ---- QUOTE ---- */
@@ -219,38 +229,20 @@ static QuoteCode verdict(Verdict *v, QuoteCode code, const char *fmt, ...) {
         return v->code = code;
 }
 
-/* Consumes the nonce (single use, whatever follows) and checks it. Runs inside the caller's transaction. */
-static int nonce_take(Evc *e, int64_t device_id, const uint8_t *nonce, size_t n, bool *ret_ok, bool *ret_expired) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL, *del = NULL;
-        int r;
-
-        *ret_ok = *ret_expired = false;
-        r = evc_prepare(e->store, "SELECT expires FROM nonces WHERE nonce = ? AND device_id = ?", &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_blob(st, 1, nonce, (int) n, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, device_id);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return 0;
-        *ret_expired = sqlite3_column_int64(st, 0) < evc_now_ms();
-        *ret_ok = !*ret_expired;
-        r = evc_prepare(e->store, "DELETE FROM nonces WHERE nonce = ?", &del);
-        if (r < 0)
-                return r;
-        sqlite3_bind_blob(del, 1, nonce, (int) n, SQLITE_TRANSIENT);
-        return evc_step_done(e->store, del);
-}
-
 /* Everything about the quote that needs no stored state except the attestation certificate. */
-static QuoteCode check_quote(Evc *e, gnutls_x509_crt_t ak, const Org__Lfedge__Eve__Attest__ZAttestQuote *q,
-                const EvcQuoteInfo *info, Verdict *v) {
+static QuoteCode
+                check_quote(Evc *e,
+                            const EvcCrt *ak,
+                            const Org__Lfedge__Eve__Attest__ZAttestQuote *q,
+                            const EvcQuoteInfo *info,
+                            Verdict *v) {
 
         uint8_t digest[EVC_SHA256_SIZE];
         const char *why = NULL;
         int r;
 
         evc_sha256(q->attestdata.data, q->attestdata.len, digest);
-        r = evc_verify_digest(ak, digest, q->signature.data, q->signature.len);
+        r = evc_verify_digest_pub(ak->pub, digest, q->signature.data, q->signature.len);
         if (r < 0)
                 return verdict(v, Q_FAILED, "quote signature does not verify with the attestation certificate");
 
@@ -304,7 +296,7 @@ static int load_pcr_table(Evc *e, const char *sql, int64_t device_id, uint8_t va
         uint32_t mask = 0;
         int r;
 
-        r = evc_prepare(e->store, sql, &st);
+        r = evc_prepare(evc_db(e), sql, &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, device_id);
@@ -320,8 +312,9 @@ static int load_pcr_table(Evc *e, const char *sql, int64_t device_id, uint8_t va
 }
 
 /* Compares the quoted PCRs with the baseline (recording it on the first good quote) and announced upgrades.
- * Returns 1 when trusted, 0 when not (reason in v), < 0 on store errors. Inside the caller's transaction. */
-static int check_baseline(Evc *e, int64_t device_id, Verdict *v) {
+ * Returns 1 when trusted, 0 when not (reason in v), < 0 on store errors; -EAGAIN when the baseline must be
+ * written and durable is false. Inside the caller's transaction. */
+static int check_baseline(Evc *e, int64_t device_id, Verdict *v, bool durable) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         uint8_t base[EVC_PCR_MAX][32], expect[EVC_PCR_MAX][32];
         uint32_t have = 0, expected = 0, bad = 0;
@@ -363,55 +356,45 @@ static int check_baseline(Evc *e, int64_t device_id, Verdict *v) {
                         return 1;
         }
         /* First good quote, or an announced upgrade that explains every change: (re)write the baseline. */
-        r = evc_prepare(e->store, "DELETE FROM baseline WHERE device_id = ?", &st);
+        if (!durable)
+                return -EAGAIN;
+        r = evc_prepare(evc_db(e), "DELETE FROM baseline WHERE device_id = ?", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, device_id);
-        r = evc_step_done(e->store, st);
+        r = evc_step_done(evc_db(e), st);
         if (r < 0)
                 return r;
-        sqlite3_finalize(TAKE_PTR(st));
-        r = evc_prepare(e->store, "DELETE FROM expected_pcrs WHERE device_id = ?", &st);
+        evc_stmt_release(TAKE_PTR(st));
+        r = evc_prepare(evc_db(e), "DELETE FROM expected_pcrs WHERE device_id = ?", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, device_id);
-        r = evc_step_done(e->store, st);
+        r = evc_step_done(evc_db(e), st);
         if (r < 0)
                 return r;
-        sqlite3_finalize(TAKE_PTR(st));
+        evc_stmt_release(TAKE_PTR(st));
         for (unsigned i = 0; i < EVC_PCR_MAX; i++) {
                 if (!(v->quoted & (1U << i)))
                         continue;
-                r = evc_prepare(e->store, "INSERT INTO baseline (device_id, pcr, value) VALUES (?, ?, ?)", &st);
+                r = evc_prepare(evc_db(e),
+                                "INSERT INTO baseline (device_id, pcr, value) VALUES (?, ?, ?)",
+                                &st);
                 if (r < 0)
                         return r;
                 sqlite3_bind_int64(st, 1, device_id);
                 sqlite3_bind_int(st, 2, (int) i);
                 sqlite3_bind_blob(st, 3, v->pcrs.value[i], 32, SQLITE_TRANSIENT);
-                r = evc_step_done(e->store, st);
+                r = evc_step_done(evc_db(e), st);
                 if (r < 0)
                         return r;
-                sqlite3_finalize(TAKE_PTR(st));
+                evc_stmt_release(TAKE_PTR(st));
         }
-        (void) evc_event(e->store, device_id, have ? "baseline updated by announced upgrade" : "baseline recorded");
+        (void) evc_event(
+                        evc_db(e),
+                        device_id,
+                        have ? "baseline updated by announced upgrade" : "baseline recorded");
         return 1;
-}
-
-static int store_last_pcrs(Evc *e, int64_t device_id, const Verdict *v) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        uint8_t blob[4 + EVC_PCR_MAX * 32];
-        int r;
-
-        /* quoted mask (LE) ‖ 24 values; what 'evc baseline accept' adopts. */
-        for (unsigned i = 0; i < 4; i++)
-                blob[i] = (uint8_t) (v->quoted >> (8 * i));
-        memcpy(blob + 4, v->pcrs.value, EVC_PCR_MAX * 32);
-        r = evc_prepare(e->store, "UPDATE devices SET last_pcrs = ? WHERE id = ?", &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_blob(st, 1, blob, sizeof blob, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, device_id);
-        return evc_step_done(e->store, st);
 }
 
 /* ---- controller shares ---- */
@@ -449,12 +432,13 @@ static void release_done(Release *rel) {
         *rel = (Release){};
 }
 
-/* Reads the escrow entries and the shares of a device (inside the caller's transaction). */
+/* Reads the escrow entries and the shares of a device (inside the caller's transaction); the caller fills in
+ * the device's ECDH certificate. */
 static int release_load(Evc *e, const EvcDevice *d, Release *rel) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r;
 
-        r = evc_prepare(e->store, "SELECT key_msg FROM escrow WHERE device_id = ? ORDER BY seq", &st);
+        r = evc_prepare(evc_db(e), "SELECT key_msg FROM escrow WHERE device_id = ? ORDER BY seq", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, d->id);
@@ -470,9 +454,9 @@ static int release_load(Evc *e, const EvcDevice *d, Release *rel) {
                 else
                         rel->n_escrow++;
         }
-        sqlite3_finalize(TAKE_PTR(st));
+        evc_stmt_release(TAKE_PTR(st));
 
-        r = evc_prepare(e->store,
+        r = evc_prepare(evc_db(e),
                         "SELECT vault_uuid, sealed FROM shares WHERE device_id = ? ORDER BY vault_uuid",
                         &st);
         if (r < 0)
@@ -487,21 +471,12 @@ static int release_load(Evc *e, const EvcDevice *d, Release *rel) {
                         return r;
                 rel->n_shares++;
         }
-        sqlite3_finalize(TAKE_PTR(st));
-
-        r = evc_prepare(e->store, "SELECT ecdh_pem FROM devices WHERE id = ?", &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, d->id);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return -ENOENT;
-        return evc_column_blob(st, 0, &rel->ecdh_pem, &rel->ecdh_pem_size);
+        return 0;
 }
 
 /* Seals every share to the device's ECDH certificate and fills rel->keys. A share that cannot be sealed (no
  * ECDH certificate, a row that does not open) is left out with a warning; the vault then stays locked. */
 static int release_seal(Evc *e, const EvcDevice *d, Release *rel, size_t *ret_n_keys) {
-        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t dev_ecdh = NULL;
         uint8_t k[EVC_SHA256_SIZE];
         size_t n = 0;
         int r;
@@ -510,8 +485,9 @@ static int release_seal(Evc *e, const EvcDevice *d, Release *rel, size_t *ret_n_
         for (size_t i = 0; i < rel->n_escrow; i++)
                 rel->keys[n++] = rel->escrow[i];
         if (rel->n_shares > 0) {
-                if (!rel->ecdh_pem || evc_load_crt_pem(rel->ecdh_pem, rel->ecdh_pem_size, &dev_ecdh) < 0 ||
-                    evc_ecdh_key(e->ecdh_key, dev_ecdh, k) < 0) {
+                if (!rel->ecdh_pem ||
+                    evc_ecdh_device(e, e->ecdh_key, e->ecdh_hash, rel->ecdh_pem, rel->ecdh_pem_size, k) <
+                                    0) {
                         log_warning("Device %s has %zu controller share(s) but no usable ECDH certificate: "
                                     "none released.",
                                     d->uuid,
@@ -553,169 +529,257 @@ done:
         return 0;
 }
 
-static unsigned attest_quote(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAttestReq *req, EvcReply *reply) {
-        Org__Lfedge__Eve__Attest__ZAttestResponse resp = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE__INIT;
-        Org__Lfedge__Eve__Attest__ZAttestQuoteResp qr = ORG__LFEDGE__EVE__ATTEST__ZATTEST_QUOTE_RESP__INIT;
-        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t ak = NULL;
+/* Judges a verified quote against the device's stored state (revocation, location, trust, baseline) and
+ * records the outcome, in one transaction committed with sync. Most rounds only replace the token and the
+ * last-attestation columns: that may be lost with a power loss (the device then gets 403 and attests again).
+ * A first baseline, an adopted upgrade, a frozen location, a device turning untrusted or losing its token
+ * must not be lost: such a round returns -EAGAIN under EVC_SYNC_NORMAL, and the caller runs it again with
+ * EVC_SYNC_FULL. On SUCCESS, the token and what to release land in token and rel. */
+static int
+                quote_apply(Evc *e,
+                            const EvcDevice *d,
+                            const Org__Lfedge__Eve__Attest__ZAttestQuote *q,
+                            Verdict *v,
+                            EvcSync sync,
+                            uint8_t token[static EVC_TOKEN_SIZE],
+                            Release *rel) {
+
+        EvcStore *db = evc_db(e);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        _cleanup_(release_done) Release rel = {};
-        size_t n_keys = 0;
-        const Org__Lfedge__Eve__Attest__ZAttestQuote *q = req->quote;
-        uint8_t token[EVC_TOKEN_SIZE];
-        const char *why = NULL, *result;
-        EvcQuoteInfo info;
-        Verdict v = {};
-        bool nonce_ok, nonce_expired, location_lock, have_location;
+        _cleanup_free_ char *text = NULL;
+        bool durable = sync == EVC_SYNC_FULL, revoked, untrusted, location_lock, have_location, had_token;
+        const char *result, *new_trust = NULL;
+        uint8_t last_pcrs[4 + EVC_PCR_MAX * 32];
         double lat, lon;
-        int r, trusted = 0;
+        int r;
 
-        CLEANUP_ERASE(token);
-        r = evc_tx_begin(e->store);
+        r = evc_tx_begin_sync(db, sync);
         if (r < 0)
-                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
-
-        r = evc_prepare(e->store,
-                        "SELECT attest_pem, location_lock, location_lat IS NOT NULL, location_lat, location_lon "
-                        "FROM devices WHERE id = ?",
+                return r;
+        r = evc_prepare(db,
+                        "SELECT revoked, trust = 'untrusted', location_lock, location_lat IS NOT NULL, "
+                        "location_lat, "
+                        "location_lon, itoken IS NOT NULL, ecdh_pem FROM devices WHERE id = ?",
                         &st);
         if (r < 0)
                 goto fail;
         sqlite3_bind_int64(st, 1, d->id);
-        if (sqlite3_step(st) != SQLITE_ROW)
+        if (sqlite3_step(st) != SQLITE_ROW) {
+                r = -ENOENT;
                 goto fail;
-        location_lock = sqlite3_column_int(st, 1);
-        have_location = sqlite3_column_int(st, 2);
-        lat = sqlite3_column_double(st, 3);
-        lon = sqlite3_column_double(st, 4);
-        if (sqlite3_column_type(st, 0) == SQLITE_NULL ||
-            evc_load_crt_pem(sqlite3_column_text(st, 0), (size_t) sqlite3_column_bytes(st, 0), &ak) < 0)
-                verdict(&v, Q_NOCERT, "no attestation certificate stored");
-        sqlite3_finalize(TAKE_PTR(st));
-
-        if (v.code == 0 && (!q || q->attestdata.len == 0 || q->signature.len == 0))
-                verdict(&v, Q_FAILED, "empty quote (a device without TPM gets nothing here)");
-        if (v.code == 0 && evc_tpms_attest_parse(q->attestdata.data, q->attestdata.len, &info, &why) < 0)
-                verdict(&v, Q_FAILED, "attestData: %s", why);
-        if (v.code == 0) {
-                r = nonce_take(e, d->id, info.extra_data, info.extra_data_size, &nonce_ok, &nonce_expired);
+        }
+        revoked = sqlite3_column_int(st, 0);
+        untrusted = sqlite3_column_int(st, 1);
+        location_lock = sqlite3_column_int(st, 2);
+        have_location = sqlite3_column_int(st, 3);
+        lat = sqlite3_column_double(st, 4);
+        lon = sqlite3_column_double(st, 5);
+        had_token = sqlite3_column_int(st, 6);
+        if (v->code == Q_SUCCESS) {
+                r = evc_column_blob(st, 7, &rel->ecdh_pem, &rel->ecdh_pem_size);
                 if (r < 0)
                         goto fail;
-                if (!nonce_ok)
-                        verdict(&v, Q_NONCE, nonce_expired ? "nonce expired" : "nonce unknown or already used");
         }
-        if (v.code == 0)
-                (void) check_quote(e, ak, q, &info, &v);
-        if (v.code == Q_SUCCESS && d->revoked)
-                verdict(&v, Q_FAILED, "device is revoked");
-        if (v.code == Q_SUCCESS && location_lock) {
+        evc_stmt_release(TAKE_PTR(st));
+
+        if (v->code == Q_SUCCESS && revoked)
+                verdict(v, Q_FAILED, "device is revoked");
+        if (v->code == Q_SUCCESS && location_lock) {
                 /* Location lock: the first location reported after the lock went on is frozen; a device reporting
                  * none, or one more than ~1 km away, gets nothing. */
                 const Org__Lfedge__Eve__Attest__AttestGPSCoordinates *g = q->gps_info;
                 if (!g || g->gps_input != ORG__LFEDGE__EVE__ATTEST__ATTEST_GPSINPUT__ATTEST_GPS_INPUT_PRESENT ||
                     !(g->latitude >= -90 && g->latitude <= 90) || !(g->longitude >= -180 && g->longitude <= 180))
-                        verdict(&v, Q_FAILED, "location lock is on and the quote reports no location");
+                        verdict(v, Q_FAILED, "location lock is on and the quote reports no location");
                 else if (!have_location) {
-                        r = evc_prepare(e->store, "UPDATE devices SET location_lat = ?, location_lon = ? WHERE id = ?",
+                        if (!durable) {
+                                r = -EAGAIN;
+                                goto fail;
+                        }
+                        r = evc_prepare(db,
+                                        "UPDATE devices SET location_lat = ?, location_lon = ? WHERE id = ?",
                                         &st);
                         if (r < 0)
                                 goto fail;
                         sqlite3_bind_double(st, 1, g->latitude);
                         sqlite3_bind_double(st, 2, g->longitude);
                         sqlite3_bind_int64(st, 3, d->id);
-                        r = evc_step_done(e->store, st);
+                        r = evc_step_done(db, st);
                         if (r < 0)
                                 goto fail;
-                        sqlite3_finalize(TAKE_PTR(st));
+                        evc_stmt_release(TAKE_PTR(st));
                 } else if (fabs(g->latitude - lat) > 0.01 || fabs(g->longitude - lon) > 0.01)
-                        verdict(&v, Q_FAILED, "location lock: device moved from %.4f,%.4f to %.4f,%.4f", lat, lon,
-                                g->latitude, g->longitude);
+                        verdict(v,
+                                Q_FAILED,
+                                "location lock: device moved from %.4f,%.4f to %.4f,%.4f",
+                                lat,
+                                lon,
+                                g->latitude,
+                                g->longitude);
         }
-        if (v.code == Q_SUCCESS && streq(d->trust, "untrusted"))
-                verdict(&v, Q_FAILED, "device is untrusted until an admin runs 'evc baseline accept' or "
-                        "'evc upgrade expect'");
-        if (v.code == Q_SUCCESS) {
-                r = store_last_pcrs(e, d->id, &v);
+        if (v->code == Q_SUCCESS && untrusted)
+                verdict(v,
+                        Q_FAILED,
+                        "device is untrusted until an admin runs 'evc baseline accept' or 'evc upgrade "
+                        "expect'");
+        if (v->code == Q_SUCCESS) {
+                r = check_baseline(e, d->id, v, durable);
                 if (r < 0)
                         goto fail;
-                trusted = check_baseline(e, d->id, &v);
-                if (trusted < 0)
-                        goto fail;
-                if (!trusted) {
-                        v.code = Q_FAILED;
-                        r = device_set(e, d->id, "trust = 'untrusted', trust_reason = ?1, itoken = NULL", v.why);
-                        if (r < 0)
-                                goto fail;
-                }
+                if (r == 0) {
+                        v->code = Q_FAILED;
+                        new_trust = "untrusted";
+                } else
+                        new_trust = "trusted";
+                /* The verified PCRs (quoted mask, LE, ‖ 24 values): what 'evc baseline accept' adopts. */
+                for (unsigned i = 0; i < 4; i++)
+                        last_pcrs[i] = (uint8_t) (v->quoted >> (8 * i));
+                memcpy(last_pcrs + 4, v->pcrs.value, EVC_PCR_MAX * 32);
         }
-        if (v.code == Q_SUCCESS) {
-                r = evc_random(token, sizeof token);
+        /* Durable: a device turning untrusted, or losing its token (a lost withdrawal would revive the
+         * token). */
+        if (!durable && v->code != Q_SUCCESS && (had_token || streq_ptr(new_trust, "untrusted"))) {
+                r = -EAGAIN;
+                goto fail;
+        }
+        if (v->code == Q_SUCCESS) {
+                r = evc_random(token, EVC_TOKEN_SIZE);
                 if (r < 0)
                         goto fail;
-                r = evc_prepare(e->store,
-                                "UPDATE devices SET trust = 'trusted', trust_reason = NULL, itoken = ? WHERE id = ?",
-                                &st);
+                r = release_load(e, d, rel);
                 if (r < 0)
                         goto fail;
-                sqlite3_bind_blob(st, 1, token, sizeof token, SQLITE_TRANSIENT);
-                sqlite3_bind_int64(st, 2, d->id);
-                r = evc_step_done(e->store, st);
+        }
+        result = v->code == Q_SUCCESS         ? "SUCCESS"
+                        : v->code == Q_NONCE  ? "NONCE_MISMATCH"
+                        : v->code == Q_NOCERT ? "NO_CERT_FOUND"
+                                              : "QUOTE_FAILED";
+        if (asprintf(&text, "%s: %s", result, v->why) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        /* One row update for the whole outcome: the token (a fresh one, or none: any failed attestation
+         * withdraws it), the trust, the verified PCRs, the last result. */
+        r = evc_prepare(db,
+                        "UPDATE devices SET itoken = ?1, trust = coalesce(?2, trust), "
+                        "trust_reason = CASE WHEN ?2 IS NULL THEN trust_reason WHEN ?2 = 'trusted' THEN "
+                        "NULL ELSE ?3 END, "
+                        "last_pcrs = coalesce(?4, last_pcrs), last_attest = ?5, last_result = ?6 WHERE id = "
+                        "?7",
+                        &st);
+        if (r < 0)
+                goto fail;
+        if (v->code == Q_SUCCESS)
+                sqlite3_bind_blob(st, 1, token, EVC_TOKEN_SIZE, SQLITE_TRANSIENT);
+        if (new_trust) {
+                sqlite3_bind_text(st, 2, new_trust, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 3, v->why, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_blob(st, 4, last_pcrs, sizeof last_pcrs, SQLITE_TRANSIENT);
+        }
+        sqlite3_bind_int64(st, 5, (int64_t) time(NULL));
+        sqlite3_bind_text(st, 6, text, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 7, d->id);
+        r = evc_step_done(db, st);
+        if (r < 0)
+                goto fail;
+        /* The audit log gets what changes something or fails; a routine SUCCESS is in last_result. */
+        if (v->code != Q_SUCCESS || durable) {
+                r = evc_event(db, d->id, text);
                 if (r < 0)
                         goto fail;
-                sqlite3_finalize(TAKE_PTR(st));
+        }
+        r = evc_tx_commit(db);
+        if (r < 0)
+                goto fail;
+        if (v->code == Q_SUCCESS)
+                log_debug("Device %s: SUCCESS committed (%s).", d->uuid, durable ? "fsync" : "no fsync");
+        else
+                log_notice("Device %s: %s (%s).", d->uuid, result, v->why);
+        return 0;
+fail:
+        evc_tx_rollback(db);
+        release_done(rel);
+        return r;
+}
 
-                r = release_load(e, d, &rel);
-                if (r < 0)
-                        goto fail;
-                qr.integrity_token = (ProtobufCBinaryData){ .len = sizeof token, .data = token };
-        } else {
-                /* Any failed attestation withdraws the current token: config needs a new good quote. */
-                r = device_set(e, d->id, "itoken = NULL", NULL);
-                if (r < 0)
-                        goto fail;
-        }
-        result = v.code == Q_SUCCESS ? "SUCCESS" :
-                 v.code == Q_NONCE   ? "NONCE_MISMATCH" :
-                 v.code == Q_NOCERT  ? "NO_CERT_FOUND" :
-                                       "QUOTE_FAILED";
-        r = evc_prepare(e->store, "UPDATE devices SET last_attest = ?, last_result = ? WHERE id = ?", &st);
+static unsigned attest_quote(
+                Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest__ZAttestReq *req, EvcReply *reply) {
+        Org__Lfedge__Eve__Attest__ZAttestResponse resp = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESPONSE__INIT;
+        Org__Lfedge__Eve__Attest__ZAttestQuoteResp qr = ORG__LFEDGE__EVE__ATTEST__ZATTEST_QUOTE_RESP__INIT;
+        _cleanup_(evc_crt_unrefp) EvcCrt *ak = NULL;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_(release_done) Release rel = {};
+        const Org__Lfedge__Eve__Attest__ZAttestQuote *q = req->quote;
+        uint8_t token[EVC_TOKEN_SIZE];
+        const char *why = NULL;
+        EvcQuoteInfo info;
+        Verdict v = {}, w;
+        size_t n_keys = 0;
+        int r;
+
+        CLEANUP_ERASE(token);
+
+        /* Everything that needs no write first, outside any transaction: the certificate, the quote's
+         * structure, the nonce (in memory, consumed whatever follows), the signature, the PCR digest, the
+         * event log. */
+        r = evc_prepare(evc_db(e), "SELECT attest_pem FROM devices WHERE id = ?", &st);
         if (r < 0)
-                goto fail;
-        {
-                _cleanup_free_ char *text = NULL;
-                if (asprintf(&text, "%s: %s", result, v.why) < 0)
-                        goto fail;
-                sqlite3_bind_int64(st, 1, (int64_t) time(NULL));
-                sqlite3_bind_text(st, 2, text, -1, SQLITE_TRANSIENT);
-                sqlite3_bind_int64(st, 3, d->id);
-                r = evc_step_done(e->store, st);
-                if (r < 0)
-                        goto fail;
-                (void) evc_event(e->store, d->id, text);
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "QUOTE: store failure");
+        sqlite3_bind_int64(st, 1, d->id);
+        if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL ||
+            evc_crt_get(e, sqlite3_column_text(st, 0), (size_t) sqlite3_column_bytes(st, 0), &ak) < 0)
+                verdict(&v, Q_NOCERT, "no attestation certificate stored");
+        evc_stmt_release(TAKE_PTR(st));
+
+        if (v.code == 0 && (!q || q->attestdata.len == 0 || q->signature.len == 0))
+                verdict(&v, Q_FAILED, "empty quote (a device without TPM gets nothing here)");
+        if (v.code == 0 && evc_tpms_attest_parse(q->attestdata.data, q->attestdata.len, &info, &why) < 0)
+                verdict(&v, Q_FAILED, "attestData: %s", why);
+        if (v.code == 0)
+                switch (evc_nonce_take(&e->nonces, d->id, info.extra_data, info.extra_data_size)) {
+                case EVC_NONCE_OK:
+                        break;
+                case EVC_NONCE_EXPIRED:
+                        verdict(&v, Q_NONCE, "nonce expired");
+                        break;
+                default:
+                        verdict(&v,
+                                Q_NONCE,
+                                "nonce unknown or already used (or issued before evc restarted)");
+                }
+        if (v.code == 0)
+                (void) check_quote(e, ak, q, &info, &v);
+
+        /* Then the judgement against stored state and its record: without fsync when it may be lost. */
+        w = v;
+        r = quote_apply(e, d, q, &w, EVC_SYNC_NORMAL, token, &rel);
+        if (r == -EAGAIN) {
+                w = v;
+                r = quote_apply(e, d, q, &w, EVC_SYNC_FULL, token, &rel);
         }
-        r = evc_tx_commit(e->store);
         if (r < 0)
-                goto fail;
-        if (v.code == Q_SUCCESS) {
+                return evc_reject(
+                                reply,
+                                MHD_HTTP_SERVICE_UNAVAILABLE,
+                                "QUOTE: store failure: %s",
+                                strerror(-r));
+        if (w.code == Q_SUCCESS) {
                 r = release_seal(e, d, &rel, &n_keys);
                 if (r < 0)
                         return evc_reject(
                                         reply, MHD_HTTP_SERVICE_UNAVAILABLE, "QUOTE: failed to seal shares");
+                qr.integrity_token = (ProtobufCBinaryData){ .len = sizeof token, .data = token };
                 qr.n_keys = n_keys;
                 qr.keys = rel.keys;
                 log_info("Device %s attested; %zu escrowed key(s) and %zu controller share(s) released.",
                          d->uuid,
                          rel.n_escrow,
                          rel.n_wire);
-        } else
-                log_notice("Device %s: %s (%s).", d->uuid, result, v.why);
-
-        qr.response = v.code;
+        }
+        qr.response = w.code;
         resp.resptype = ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESP_TYPE__ATTEST_RESP_QUOTE_RESP;
         resp.quoteresp = &qr;
         return reply_attest(e, &resp, reply);
-fail:
-        evc_tx_rollback(e->store);
-        return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "QUOTE: store failure");
 }
 
 /* ---- STORE_KEYS ---- */
@@ -729,7 +793,7 @@ static int share_ensure(Evc *e, const EvcDevice *d, const char *vault) {
         size_t sealed_size;
         int r;
 
-        r = evc_prepare(e->store,
+        r = evc_prepare(evc_db(e),
                         "SELECT count(*), coalesce(sum(vault_uuid = ?2), 0) FROM shares WHERE device_id = "
                         "?1",
                         &st);
@@ -743,12 +807,12 @@ static int share_ensure(Evc *e, const EvcDevice *d, const char *vault) {
                 return 0;
         if (sqlite3_column_int(st, 0) >= EVC_SHARES_MAX)
                 return -E2BIG;
-        sqlite3_finalize(TAKE_PTR(st));
+        evc_stmt_release(TAKE_PTR(st));
 
         r = evc_share_new_sealed(e, d->uuid, vault, &sealed, &sealed_size);
         if (r < 0)
                 return r;
-        r = evc_prepare(e->store,
+        r = evc_prepare(evc_db(e),
                         "INSERT INTO shares (device_id, vault_uuid, sealed, created) VALUES (?, ?, ?, ?)",
                         &st);
         if (r < 0)
@@ -757,12 +821,12 @@ static int share_ensure(Evc *e, const EvcDevice *d, const char *vault) {
         sqlite3_bind_text(st, 2, vault, -1, SQLITE_TRANSIENT);
         sqlite3_bind_blob(st, 3, sealed, (int) sealed_size, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 4, (int64_t) time(NULL));
-        r = evc_step_done(e->store, st);
+        r = evc_step_done(evc_db(e), st);
         if (r < 0)
                 return r;
         if (asprintf(&what, "controller share created for vault %s", vault) < 0)
                 return -ENOMEM;
-        r = evc_event(e->store, d->id, what);
+        r = evc_event(evc_db(e), d->id, what);
         if (r < 0)
                 return r;
         log_info("Device %s: controller share created for vault %s.", d->uuid, vault);
@@ -827,10 +891,10 @@ static unsigned attest_store_keys(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest
                                 "STORE_KEYS with %zu escrow entries",
                                 n_escrow);
 
-        r = evc_tx_begin(e->store);
+        r = evc_tx_begin(evc_db(e));
         if (r < 0)
                 return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
-        r = evc_prepare(e->store, "SELECT itoken, revoked, trust FROM devices WHERE id = ?", &st);
+        r = evc_prepare(evc_db(e), "SELECT itoken, revoked, trust FROM devices WHERE id = ?", &st);
         if (r < 0)
                 goto fail;
         sqlite3_bind_int64(st, 1, d->id);
@@ -839,19 +903,19 @@ static unsigned attest_store_keys(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest
         ok = sqlite3_column_bytes(st, 0) == EVC_TOKEN_SIZE && sk->integrity_token.len == EVC_TOKEN_SIZE &&
              memeq_secure(sqlite3_column_blob(st, 0), sk->integrity_token.data, EVC_TOKEN_SIZE) &&
              sqlite3_column_int(st, 1) == 0 && streq_ptr((const char *) sqlite3_column_text(st, 2), "trusted");
-        sqlite3_finalize(TAKE_PTR(st));
+        evc_stmt_release(TAKE_PTR(st));
 
         if (ok) {
                 /* Escrow entries are replaced as a whole; shares stay (a later STORE_KEYS never drops one).
                  */
-                r = evc_prepare(e->store, "DELETE FROM escrow WHERE device_id = ?", &st);
+                r = evc_prepare(evc_db(e), "DELETE FROM escrow WHERE device_id = ?", &st);
                 if (r < 0)
                         goto fail;
                 sqlite3_bind_int64(st, 1, d->id);
-                r = evc_step_done(e->store, st);
+                r = evc_step_done(evc_db(e), st);
                 if (r < 0)
                         goto fail;
-                sqlite3_finalize(TAKE_PTR(st));
+                evc_stmt_release(TAKE_PTR(st));
                 for (size_t i = 0; i < sk->n_keys; i++) {
                         _cleanup_free_ uint8_t *packed = NULL;
                         size_t n;
@@ -861,8 +925,9 @@ static unsigned attest_store_keys(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest
                         r = PROTO_PACK(sk->keys[i], &packed, &n);
                         if (r < 0)
                                 goto fail;
-                        r = evc_prepare(e->store,
-                                        "INSERT INTO escrow (device_id, seq, key_msg, stored) VALUES (?, ?, ?, ?)",
+                        r = evc_prepare(evc_db(e),
+                                        "INSERT INTO escrow (device_id, seq, key_msg, stored) VALUES (?, ?, "
+                                        "?, ?)",
                                         &st);
                         if (r < 0)
                                 goto fail;
@@ -870,15 +935,15 @@ static unsigned attest_store_keys(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest
                         sqlite3_bind_int64(st, 2, (int64_t) seq++);
                         sqlite3_bind_blob(st, 3, packed, (int) n, SQLITE_TRANSIENT);
                         sqlite3_bind_int64(st, 4, (int64_t) time(NULL));
-                        r = evc_step_done(e->store, st);
+                        r = evc_step_done(evc_db(e), st);
                         if (r < 0)
                                 goto fail;
-                        sqlite3_finalize(TAKE_PTR(st));
+                        evc_stmt_release(TAKE_PTR(st));
                 }
                 for (size_t i = 0; i < n_vaults; i++) {
                         r = share_ensure(e, d, vaults[i]);
                         if (r == -E2BIG) {
-                                evc_tx_rollback(e->store);
+                                evc_tx_rollback(evc_db(e));
                                 return evc_reject(
                                                 reply,
                                                 MHD_HTTP_UNPROCESSABLE_CONTENT,
@@ -889,9 +954,9 @@ static unsigned attest_store_keys(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest
                         if (r < 0)
                                 goto fail;
                 }
-                (void) evc_event(e->store, d->id, "escrow stored");
+                (void) evc_event(evc_db(e), d->id, "escrow stored");
         }
-        r = evc_tx_commit(e->store);
+        r = evc_tx_commit(evc_db(e));
         if (r < 0)
                 goto fail;
         if (!ok)
@@ -902,7 +967,7 @@ static unsigned attest_store_keys(Evc *e, EvcDevice *d, Org__Lfedge__Eve__Attest
         resp.storage_keys_resp = &kr;
         return reply_attest(e, &resp, reply);
 fail:
-        evc_tx_rollback(e->store);
+        evc_tx_rollback(evc_db(e));
         return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "STORE_KEYS: store failure");
 }
 

@@ -26,6 +26,7 @@ static const char *arg_pcrs[PCR_ARGS_MAX];
 static size_t arg_n_pcrs = 0;
 static unsigned arg_nonce_ttl_ms = EVC_NONCE_TTL_DEFAULT_MS;
 static size_t arg_body_max = EVC_BODY_MAX_DEFAULT;
+static unsigned arg_threads = EVC_THREADS_DEFAULT;
 static bool arg_json = false;
 
 static int help(void) {
@@ -65,8 +66,9 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
 
 /* Options may appear anywhere; what remains is positional. */
 static int parse_argv(int argc, char **argv, char ***ret_pos, size_t *ret_n) {
-        static const char *const with_value[] = { "--dir", "--listen", "--port-file", "--cert", "--serial", "--kind",
-                                                  "--value", "--baseos", "--pcr", "--nonce-ttl", "--body-max" };
+        static const char *const with_value[] = { "--dir",    "--listen",    "--port-file", "--cert",
+                                                  "--serial", "--kind",      "--value",     "--baseos",
+                                                  "--pcr",    "--nonce-ttl", "--body-max",  "--threads" };
         char **pos = calloc((size_t) argc + 1, sizeof(char *));
         size_t n = 0;
 
@@ -124,12 +126,17 @@ static int parse_argv(int argc, char **argv, char ***ret_pos, size_t *ret_n) {
                         arg_pcrs[arg_n_pcrs++] = v;
                 } else {
                         unsigned long long x;
-                        if (parse_uint(v, streq(a, "--nonce-ttl") ? 86400 : 64 * 1024 * 1024, &x) < 0 || x == 0) {
+                        unsigned long long max = streq(a, "--nonce-ttl") ? 86400
+                                        : streq(a, "--threads")          ? EVC_THREADS_MAX
+                                                                         : 64 * 1024 * 1024;
+                        if (parse_uint(v, max, &x) < 0 || x == 0) {
                                 free(pos);
                                 return log_error_errno(EINVAL, "Bad value for %s: %s", a, v);
                         }
                         if (streq(a, "--nonce-ttl"))
                                 arg_nonce_ttl_ms = (unsigned) x * 1000;
+                        else if (streq(a, "--threads"))
+                                arg_threads = (unsigned) x;
                         else
                                 arg_body_max = (size_t) x;
                 }
@@ -370,7 +377,7 @@ static int device_update(Evc *e, int64_t id, const char *sql, const char *event)
         r = evc_step_done(e->store, st);
         if (r < 0)
                 goto fail;
-        sqlite3_finalize(TAKE_PTR(st));
+        evc_stmt_release(TAKE_PTR(st));
         r = evc_config_invalidate(e, id);
         if (r < 0)
                 goto fail;
@@ -497,7 +504,7 @@ static int baseline_accept(Evc *e, int64_t id) {
                 r = log_error_errno(ENODATA, "No verified quote from this device yet: nothing to accept.");
                 goto fail;
         }
-        sqlite3_finalize(TAKE_PTR(st));
+        evc_stmt_release(TAKE_PTR(st));
         for (unsigned i = 0; i < 4; i++)
                 mask |= (uint32_t) last[i] << (8 * i);
         r = evc_prepare(e->store, "DELETE FROM baseline WHERE device_id = ?1; ", &st);
@@ -506,7 +513,7 @@ static int baseline_accept(Evc *e, int64_t id) {
         sqlite3_bind_int64(st, 1, id);
         if ((r = evc_step_done(e->store, st)) < 0)
                 goto fail;
-        sqlite3_finalize(TAKE_PTR(st));
+        evc_stmt_release(TAKE_PTR(st));
         for (unsigned i = 0; i < 24; i++) {
                 if (!(mask & (1U << i)))
                         continue;
@@ -518,7 +525,7 @@ static int baseline_accept(Evc *e, int64_t id) {
                 sqlite3_bind_blob(st, 3, last + 4 + 32 * i, 32, SQLITE_TRANSIENT);
                 if ((r = evc_step_done(e->store, st)) < 0)
                         goto fail;
-                sqlite3_finalize(TAKE_PTR(st));
+                evc_stmt_release(TAKE_PTR(st));
         }
         r = evc_prepare(e->store,
                         "UPDATE devices SET trust = 'unknown', trust_reason = 'baseline accepted; awaiting a new quote' "
@@ -824,6 +831,7 @@ static int run(int argc, char **argv) {
         if (streq(pos[0], "serve")) {
                 e->nonce_ttl_ms = arg_nonce_ttl_ms;
                 e->body_max = arg_body_max;
+                e->threads = arg_threads;
                 return evc_serve(e, arg_listen, arg_port_file);
         }
         if (streq(pos[0], "device"))

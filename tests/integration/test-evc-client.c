@@ -177,6 +177,10 @@ Resp http(Srv *s, const char *path, const void *body, size_t n, const char *ctyp
         ASSERT_OK(asprintf(&url, "https://127.0.0.1:%u/api/v2/edgedevice/%s", s->port, path));
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_CAINFO, s->root_pem);
+        curl_easy_setopt(
+                        c,
+                        CURLOPT_CAPATH,
+                        NULL); /* pinned: the controller root only, not the system's CAs */
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
         curl_easy_setopt(c, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);

@@ -791,6 +791,7 @@ TEST(evc_kill9_leaves_a_store_that_opens) {
         Srv *s = srv_start(NULL);
         Dev *d = dev_new();
         _cleanup_free_ char *db = NULL, *out = NULL;
+        uint8_t nonce[32];
         sqlite3 *h;
         sqlite3_stmt *st;
         int status;
@@ -802,10 +803,7 @@ TEST(evc_kill9_leaves_a_store_that_opens) {
         ASSERT_EQ(store_keys(s, d, d->token, 32, "vault-key"),
                   ORG__LFEDGE__EVE__ATTEST__ATTEST_STORAGE_KEYS_RESPONSE_CODE__ATTEST_STORAGE_KEYS_RESPONSE_CODE_SUCCESS);
         /* A nonce outstanding, then SIGKILL. */
-        {
-                uint8_t nonce[32];
-                get_nonce(s, d, nonce);
-        }
+        get_nonce(s, d, nonce);
         ASSERT_OK(kill(s->pid, SIGKILL));
         ASSERT_EQ(waitpid(s->pid, &status, 0), s->pid);
         s->pid = 0;
@@ -820,10 +818,13 @@ TEST(evc_kill9_leaves_a_store_that_opens) {
         ASSERT_EQ(EVC(s, &out, "device", "show", d->uuid), 0);
         ASSERT_NOT_NULL(strstr(out, "escrowed keys: 1"));
 
-        /* Restarted, it carries on where it was. */
+        /* Restarted, it carries on where it was. Nonces lived in memory: the one issued before the kill is
+         * unknown now (NONCE_MISMATCH), and the device simply asks for a new one. */
         srv_serve(s, NULL);
         {
+                _cleanup_(proto_freep) Org__Lfedge__Eve__Attest__ZAttestResponse *r = NULL;
                 size_t keys = 0;
+                ASSERT_EQ(send_quote(s, d, nonce, sizeof nonce, FLAW_NONE, &r), Q_NONCE);
                 ASSERT_EQ(attest_once(s, d, FLAW_NONE, &keys), Q_SUCCESS);
                 ASSERT_EQ(keys, 1);
         }

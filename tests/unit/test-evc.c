@@ -12,6 +12,7 @@
 #include "evc-attest.h"
 #include "evc-cipher.h"
 #include "evc-crypto.h"
+#include "evc-nonce.h"
 #include "evc-share.h"
 #include "evc-store.h"
 #include "evecommon.pb-c.h"
@@ -570,6 +571,39 @@ TEST(stored_shares_are_bound_to_device_and_vault) {
         free(sealed);
 }
 
+/* ---- nonces (memory only) ---- */
+
+TEST(nonces_are_single_use_per_device_and_expire) {
+        EvcNonces t;
+        uint8_t a[EVC_NONCE_SIZE], b[EVC_NONCE_SIZE], c[EVC_NONCE_SIZE];
+
+        evc_nonces_init(&t);
+        ASSERT_OK(evc_nonce_issue(&t, 1, 60000, a));
+        ASSERT_OK(evc_nonce_issue(&t, 2, 60000, b));
+        /* Another device's nonce, a wrong length, a replaced one: unknown. */
+        ASSERT_EQ(evc_nonce_take(&t, 1, b, sizeof b), EVC_NONCE_UNKNOWN);
+        ASSERT_EQ(evc_nonce_take(&t, 1, a, 12), EVC_NONCE_UNKNOWN);
+        ASSERT_EQ(evc_nonce_take(&t, 1, a, sizeof a), EVC_NONCE_OK);
+        ASSERT_EQ(evc_nonce_take(&t, 1, a, sizeof a), EVC_NONCE_UNKNOWN); /* single use */
+        ASSERT_OK(evc_nonce_issue(&t, 2, 60000, c));
+        ASSERT_EQ(evc_nonce_take(&t, 2, b, sizeof b), EVC_NONCE_UNKNOWN); /* replaced by c */
+        ASSERT_EQ(evc_nonce_take(&t, 2, c, sizeof c), EVC_NONCE_OK);
+        ASSERT_EQ(evc_nonce_take(&t, 3, c, sizeof c), EVC_NONCE_UNKNOWN);
+        ASSERT_ERROR(evc_nonce_issue(&t, 0, 60000, c), EINVAL);
+        /* Expiry. */
+        ASSERT_OK(evc_nonce_issue(&t, 1, 1, a));
+        usleep(20 * 1000);
+        ASSERT_EQ(evc_nonce_take(&t, 1, a, sizeof a), EVC_NONCE_EXPIRED);
+        ASSERT_EQ(evc_nonce_take(&t, 1, a, sizeof a), EVC_NONCE_UNKNOWN);
+        /* Many devices: the table grows and keeps every one. */
+        for (int64_t id = 10; id < 5000; id++)
+                ASSERT_OK(evc_nonce_issue(&t, id, 60000, a));
+        ASSERT_EQ(evc_nonce_take(&t, 4999, a, sizeof a), EVC_NONCE_OK);
+        ASSERT_OK(evc_nonce_issue(&t, 10, 60000, a));
+        ASSERT_EQ(evc_nonce_take(&t, 10, a, sizeof a), EVC_NONCE_OK);
+        evc_nonces_done(&t);
+}
+
 TEST(store_migrates_once_and_refuses_a_newer_schema) {
         _cleanup_free_ char *path = NULL;
         EvcStore *s = NULL;
@@ -591,6 +625,25 @@ TEST(store_migrates_once_and_refuses_a_newer_schema) {
                 ASSERT_OK(evc_prepare(s, "SELECT count(*) FROM events", &st));
                 ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
                 ASSERT_EQ(sqlite3_column_int(st, 0), 1);
+        }
+        /* Cached statements: the same SQL again reuses the statement; a nested use of the same text while
+         * the first is still stepping gets a statement of its own. */
+        {
+                _cleanup_stmt_ sqlite3_stmt *outer = NULL, *inner = NULL, *again = NULL;
+                sqlite3_stmt *first;
+                ASSERT_OK(evc_prepare(s, "SELECT time FROM events ORDER BY time", &outer));
+                first = outer;
+                ASSERT_EQ(sqlite3_step(outer), SQLITE_ROW);
+                ASSERT_OK(evc_prepare(s, "SELECT time FROM events ORDER BY time", &inner));
+                ASSERT_TRUE(inner != outer);
+                ASSERT_EQ(sqlite3_step(inner), SQLITE_ROW);
+                ASSERT_EQ(sqlite3_column_int(outer, 0), 1);
+                inner = evc_stmt_release(inner);
+                outer = evc_stmt_release(outer);
+                ASSERT_OK(evc_prepare(s, "SELECT time FROM events ORDER BY time", &again));
+                ASSERT_TRUE(again == first);
+                ASSERT_EQ(sqlite3_step(again), SQLITE_ROW); /* reset: starts from the first row again */
+                ASSERT_EQ(sqlite3_column_int(again, 0), 1);
         }
         ASSERT_OK(evc_exec(s, "UPDATE schema_version SET version = 999"));
         s = evc_store_free(s);

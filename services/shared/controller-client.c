@@ -118,6 +118,19 @@ const char *controller_client_last_error(const ControllerClient *c) {
         return c && c->last_error ? c->last_error : "";
 }
 
+bool controller_error_is_transient(int error) {
+        switch (-ERRNO_VALUE(error)) {
+        case -EAGAIN:
+        case -ECONNREFUSED:
+        case -ECONNRESET:
+        case -EHOSTUNREACH:
+        case -ETIMEDOUT:
+                return true;
+        default:
+                return false;
+        }
+}
+
 int controller_http_status_to_errno(long status) {
         if (status == 200 || status == 201 || status == 204 || status == 304)
                 return 0;
@@ -522,16 +535,13 @@ int controller_client_new(sd_event *event, ControllerClient **ret) {
         tls = eve_path_join(EVE_PATH_CONFIG, TLS_ROOT_FILE);
         if (!server_path || !c->chain_root || !tls)
                 return -ENOMEM;
+        /* No client comes back to ask last_error of: these are logged, they are for a person to fix. */
         r = read_trimmed(server_path, &server);
         if (r < 0)
-                return set_error(
-                                c,
-                                r,
-                                "Cannot read the controller address from %s: %s",
-                                server_path,
-                                strerror(-r));
+                return log_error_errno(r, "Cannot read the controller address from %s: %m", server_path);
         if (!server_valid(server))
-                return set_error(c, EINVAL, "%s does not hold \"host:port\".", server_path);
+                return log_error_errno(
+                                SYNTHETIC_ERRNO(EINVAL), "%s does not hold \"host:port\".", server_path);
         if (asprintf(&c->base_url, "https://%s/api/v2/edgedevice/", server) < 0)
                 return -ENOMEM;
         if (access(tls, R_OK) >= 0)
@@ -541,9 +551,8 @@ int controller_client_new(sd_event *event, ControllerClient **ret) {
                 if (!c->tls_root)
                         return -ENOMEM;
         } else
-                return set_error(
-                                c,
-                                ENOENT,
+                return log_error_errno(
+                                SYNTHETIC_ERRNO(ENOENT),
                                 "No TLS root for the controller: neither %s nor %s is readable.",
                                 tls,
                                 c->chain_root);

@@ -72,9 +72,9 @@ typedef void (*ControllerHandler)(
                 ControllerClient *c, int error, const ControllerReply *reply, void *userdata);
 
 /* A client on event (NULL: a private loop, for the *_sync() calls). Reads the server address and the TLS and
- * chain roots now, and the controller signing certificates stored by an earlier /certs. -ENOENT (with
- * last_error) when the server file or the TLS root is missing, -EINVAL when the server file is not
- * "host:port". */
+ * chain roots now, and the controller signing certificates stored by an earlier /certs. -ENOENT when the
+ * server file or the TLS root is missing, -EINVAL when the server file is not "host:port" (both logged:
+ * there is no client to ask last_error of). */
 int controller_client_new(sd_event *event, ControllerClient **ret);
 ControllerClient *controller_client_free(ControllerClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ControllerClient *, controller_client_free);
@@ -170,5 +170,7 @@ int controller_envelope_names(
  * P-256 as raw r‖s (64 bytes) or DER, or RSA PKCS#1 v1.5. 0, or -EBADMSG. */
 int controller_envelope_verify(const Org__Lfedge__Eve__Auth__AuthContainer *ac, gnutls_pubkey_t key);
 
+/* Whether an error means "try again later": -EAGAIN (503/5xx) and the network errors of the table above. */
+bool controller_error_is_transient(int error);
 /* HTTP status → 0 or negative errno, as in the table above. */
 int controller_http_status_to_errno(long status);

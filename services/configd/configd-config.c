@@ -48,7 +48,9 @@ char *secret_name_make(SecretKind k, const char *item) {
 
         if (!kind || !item)
                 return NULL;
-        n = strlen(kind) + 1 + 3 * strlen(item);
+        n = strlen(kind) + 1;
+        for (const char *c = item; *c; c++)
+                n += name_char_ok(*c) ? 1 : 3;
         if (n > SECRET_NAME_MAX)
                 return NULL;
         s = malloc(n + 1);
@@ -62,7 +64,6 @@ char *secret_name_make(SecretKind k, const char *item) {
                         p += sprintf(p, "+%02x", (unsigned) (uint8_t) *c);
         }
         *p = '\0';
-        /* "." and ".." are not file names; an item "" or "." would give "kind." / "kind.." which are. */
         return s;
 }
 

@@ -223,6 +223,7 @@ static int node_teardown(void *p) {
                 unsetenv(node_env[i]);
         eve_paths_reset();
         free(n->root);
+        free(n->eventlog);
         free(n->config);
         free(n->certs);
         free(n->status);
@@ -236,16 +237,57 @@ static int node_teardown(void *p) {
         return 0;
 }
 
+static void le(FILE *f, uint64_t v, unsigned n) {
+        for (unsigned i = 0; i < n; i++)
+                ASSERT_EQ(fputc((int) ((v >> (8 * i)) & 0xff), f), (int) ((v >> (8 * i)) & 0xff));
+}
+
+/* A TCG crypto-agile log with the Spec ID header and only the SHA-256 bank, as firmware writes it. */
+static void eventlog_start(Node *n) {
+        _cleanup_fclose_ FILE *f = fopen(n->eventlog, "we");
+        static const char spec[] = "Spec ID Event03";
+
+        ASSERT_NOT_NULL(f);
+        le(f, 0, 4); /* pcrIndex */
+        le(f, 3, 4); /* EV_NO_ACTION */
+        for (int i = 0; i < 20; i++)
+                le(f, 0, 1); /* SHA-1 digest */
+        le(f, 16 + 4 + 4 + 4 + 4 + 1, 4);
+        ASSERT_EQ(fwrite(spec, 1, 16, f), 16);
+        le(f, 0, 4);      /* platformClass */
+        le(f, 0, 1);      /* specVersionMinor */
+        le(f, 2, 1);      /* specVersionMajor */
+        le(f, 0, 1);      /* specErrata */
+        le(f, 2, 1);      /* uintnSize */
+        le(f, 1, 4);      /* numberOfAlgorithms */
+        le(f, 0x000b, 2); /* SHA-256 */
+        le(f, 32, 2);
+        le(f, 0, 1); /* vendorInfoSize */
+        ASSERT_EQ(fclose(TAKE_PTR(f)), 0);
+}
+
 void node_extend(Node *n, unsigned pcr, const char *what) {
         _cleanup_(tpm2_context_unrefp) Tpm2Context *c = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
         uint8_t d[32];
 
         evc_sha256(what, strlen(what), d);
         ASSERT_OK(tpm2_context_new(n->tpm->tcti, &c));
         ASSERT_OK(tpm2_pcr_extend(c, pcr, d));
+        f = fopen(n->eventlog, "ae");
+        ASSERT_NOT_NULL(f);
+        le(f, pcr, 4);
+        le(f, 0x0000000d, 4); /* EV_IPL */
+        le(f, 1, 4);
+        le(f, 0x000b, 2);
+        ASSERT_EQ(fwrite(d, 1, 32, f), 32);
+        le(f, strlen(what), 4);
+        ASSERT_EQ(fwrite(what, 1, strlen(what), f), strlen(what));
+        ASSERT_EQ(fclose(TAKE_PTR(f)), 0);
 }
 
 static void node_boot_measure(Node *n) {
+        eventlog_start(n);
         for (unsigned i = 0; i < 8; i++) {
                 char what[32];
                 snprintf(what, sizeof what, "boot component %u", i);
@@ -270,6 +312,7 @@ Node *node_new(Evc *e) {
         test_defer(node_teardown, n);
         n->root = test_mkdtemp("node");
         ASSERT_OK(asprintf(&n->config, "%s/config", n->root));
+        ASSERT_OK(asprintf(&n->eventlog, "%s/binary_bios_measurements", n->root));
         ASSERT_OK(asprintf(&n->persist, "%s/persist", n->root));
         ASSERT_OK(asprintf(&n->certs, "%s/persist/certs", n->root));
         ASSERT_OK(asprintf(&n->status, "%s/persist/status", n->root));
@@ -293,6 +336,7 @@ Node *node_new(Evc *e) {
         setenv("EVE_VAULTS_DIR", vaults, 1);
         setenv("EVE_VAULT_IMAGES_DIR", n->vault_img, 1);
         setenv("EVE_TPM2_TCTI", n->tpm->tcti, 1);
+        setenv("EVE_EVENTLOG", n->eventlog, 1);
         eve_paths_reset();
         node_boot_measure(n);
 
@@ -333,4 +377,212 @@ char *node_preregister(Node *n, Evc *e) {
                 *nl = '\0';
         ASSERT_EQ(strlen(out), 36);
         return TAKE_PTR(out);
+}
+
+/* ---- daemons ---- */
+
+static int daemon_teardown(void *p) {
+        Daemon *d = p;
+        int r = 0;
+
+        if (d->pid > 0) {
+                int status = 0;
+                (void) kill(d->pid, SIGTERM);
+                (void) waitpid(d->pid, &status, 0);
+                if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+                        fprintf(stderr, "%s exited with status 0x%x:\n", d->name, status);
+                        daemon_dump(d);
+                        r = -EPROTO;
+                }
+        }
+        free(d->name);
+        free(d->log);
+        free(d);
+        return r;
+}
+
+void daemon_dump(const Daemon *d) {
+        _cleanup_free_ char *log = read_text_file(d->log);
+        fprintf(stderr, "---- %s log ----\n%s---- end of %s log ----\n", d->name, log ?: "", d->name);
+}
+
+static bool bus_has_name(const char *name) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int has = 0;
+
+        if (sd_bus_call_method(
+                            test_bus(),
+                            "org.freedesktop.DBus",
+                            "/org/freedesktop/DBus",
+                            "org.freedesktop.DBus",
+                            "NameHasOwner",
+                            NULL,
+                            &reply,
+                            "s",
+                            name) < 0)
+                return false;
+        return sd_bus_message_read(reply, "b", &has) >= 0 && has;
+}
+
+Daemon *daemon_start(const char *rel, const char *bus_name, const char *env_extra, ...) {
+        Daemon *d = calloc(1, sizeof *d);
+        _cleanup_free_ char *exe = build_path(rel), *env_name = NULL;
+        char *argv[32];
+        size_t n = 0;
+        const char *a;
+        va_list ap;
+
+        ASSERT_NOT_NULL(d);
+        d->name = strdup(strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel);
+        ASSERT_OK(asprintf(&d->log, "%s/%s-XXXXXX.log", test_tmpdir(), d->name));
+        {
+                int fd = mkstemps(d->log, 4);
+                ASSERT_OK(fd);
+                safe_close(fd);
+        }
+        argv[n++] = exe;
+        va_start(ap, env_extra);
+        while ((a = va_arg(ap, const char *)) && n < 30)
+                argv[n++] = (char *) a;
+        va_end(ap);
+        argv[n] = NULL;
+        if (env_extra) {
+                const char *eq = strchr(env_extra, '=');
+                ASSERT_NOT_NULL(eq);
+                env_name = strndup(env_extra, (size_t) (eq - env_extra));
+                ASSERT_NOT_NULL(env_name);
+                setenv(env_name, eq + 1, 1);
+        }
+        d->pid = test_spawn(argv, d->log, -1);
+        if (env_name)
+                unsetenv(env_name);
+        ASSERT_GE(d->pid, 1);
+        test_defer(daemon_teardown, d);
+        if (bus_name) {
+                uint64_t end = now_msec() + 20000;
+                while (!bus_has_name(bus_name)) {
+                        int status;
+                        if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+                                d->pid = 0;
+                                daemon_dump(d);
+                                test_fail(__FILE__,
+                                          __LINE__,
+                                          "%s exited (0x%x) before taking %s",
+                                          d->name,
+                                          status,
+                                          bus_name);
+                        }
+                        if (now_msec() > end) {
+                                daemon_dump(d);
+                                test_fail(__FILE__, __LINE__, "%s did not take %s", d->name, bus_name);
+                        }
+                        usleep(10000);
+                }
+        }
+        return d;
+}
+
+void daemon_stop(Daemon *d) {
+        int status = 0;
+
+        if (d->pid <= 0)
+                return;
+        (void) kill(d->pid, SIGTERM);
+        ASSERT_EQ(waitpid(d->pid, &status, 0), d->pid);
+        d->pid = 0;
+        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+                daemon_dump(d);
+                test_fail(__FILE__, __LINE__, "%s exited with status 0x%x", d->name, status);
+        }
+}
+
+void daemon_kill(Daemon *d) {
+        int status;
+
+        if (d->pid <= 0)
+                return;
+        (void) kill(d->pid, SIGKILL);
+        (void) waitpid(d->pid, &status, 0);
+        d->pid = 0;
+}
+
+/* ---- bus ---- */
+
+static sd_bus *the_bus;
+
+static int bus_teardown(void *p) {
+        the_bus = sd_bus_flush_close_unref(the_bus);
+        return 0;
+}
+
+sd_bus *test_bus(void) {
+        if (!the_bus) {
+                ASSERT_OK(sd_bus_open_system(&the_bus));
+                test_defer(bus_teardown, NULL);
+        }
+        return the_bus;
+}
+
+void attest_props_done(AttestProps *p) {
+        free(p->state_name);
+        free(p->last_error);
+        *p = (AttestProps){};
+}
+
+static int get_prop(const char *name, char type, void *ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        if (type == 's')
+                return sd_bus_get_property_string(
+                                test_bus(),
+                                "org.eve.Attest",
+                                "/org/eve/Attest",
+                                "org.eve.Attest",
+                                name,
+                                &e,
+                                (char **) ret);
+        return sd_bus_get_property_trivial(
+                        test_bus(),
+                        "org.eve.Attest",
+                        "/org/eve/Attest",
+                        "org.eve.Attest",
+                        name,
+                        &e,
+                        type,
+                        ret);
+}
+
+void attest_props(AttestProps *ret) {
+        AttestProps p = {};
+        ASSERT_OK(get_prop("State", 'u', &p.state));
+        ASSERT_OK(get_prop("StateName", 's', &p.state_name));
+        ASSERT_OK(get_prop("LastError", 's', &p.last_error));
+        ASSERT_OK(get_prop("LastSuccess", 't', &p.last_success));
+        ASSERT_OK(get_prop("NextAttempt", 't', &p.next_attempt));
+        ASSERT_OK(get_prop("Attempts", 'u', &p.attempts));
+        ASSERT_OK(get_prop("ControllerReachable", 'b', &p.reachable));
+        *ret = p;
+}
+
+void attest_wait_state(const Daemon *d, uint32_t state_mask, unsigned timeout_ms) {
+        uint64_t end = now_msec() + timeout_ms;
+
+        for (;;) {
+                _cleanup_(attest_props_done) AttestProps p = {};
+                attest_props(&p);
+                if (state_mask & ATTEST_STATE_BIT(p.state))
+                        return;
+                if (now_msec() > end) {
+                        if (d)
+                                daemon_dump(d);
+                        test_fail(__FILE__,
+                                  __LINE__,
+                                  "attestd stayed in state %u (%s), attempts %u, last error: %s",
+                                  p.state,
+                                  p.state_name,
+                                  p.attempts,
+                                  p.last_error);
+                }
+                usleep(20000);
+        }
 }

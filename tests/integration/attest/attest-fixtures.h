@@ -7,6 +7,7 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <systemd/sd-bus.h>
 
 #include "fixtures.h"
 
@@ -36,6 +37,7 @@ bool json_get_bool(json_object *o, const char *key);
 
 typedef struct Node {
         char *root;
+        char *eventlog; /* the boot's TCG crypto-agile event log ($EVE_EVENTLOG) */
         char *config, *certs, *status, *run, *persist, *vault_img;
         Swtpm *tpm;
         char *onboard_cert, *onboard_key;
@@ -52,10 +54,49 @@ Node *node_new(Evc *e);
 void node_allow_onboarding(Node *n, Evc *e);
 /* Registers the device with evc the administrator's way (evc device add --cert); returns its UUID (free). */
 char *node_preregister(Node *n, Evc *e);
-/* Power-cycles the swtpm (PCRs back to zero, keys stay) and extends PCRs 0–7 as a boot would. */
+/* Power-cycles the swtpm (PCRs back to zero, keys stay) and extends PCRs 0–7 as a boot would, with a fresh
+ * event log. */
 void node_reboot(Node *n);
-/* Extends SHA-256 PCR pcr with SHA-256(what) through tpm2_pcr_extend. */
+/* Extends SHA-256 PCR pcr with SHA-256(what) through tpm2_pcr_extend and records the event in the event log.
+ */
 void node_extend(Node *n, unsigned pcr, const char *what);
+
+/* A node daemon as a child process, stdout/stderr to its log; torn down with SIGTERM (exit status 0
+ * required: sanitizer findings fail the test). */
+typedef struct Daemon {
+        pid_t pid;
+        char *name;
+        char *log;
+} Daemon;
+
+/* Starts $EVE_TEST_BUILDDIR/rel with args (NULL-terminated list of strings) and env_extra ("NAME=VALUE" or
+ * NULL) set for the child only; waits until bus_name (if not NULL) is on the bus. */
+Daemon *daemon_start(const char *rel, const char *bus_name, const char *env_extra, ...);
+/* SIGTERM, wait, assert exit 0. */
+void daemon_stop(Daemon *d);
+/* SIGKILL (as a crash or power loss would). */
+void daemon_kill(Daemon *d);
+/* Prints the daemon's log to stderr (for failures). */
+void daemon_dump(const Daemon *d);
+
+/* The test's connection to the private bus ($DBUS_SYSTEM_BUS_ADDRESS), kept for the test. */
+sd_bus *test_bus(void);
+
+typedef struct AttestProps {
+        uint32_t state;
+        char *state_name;
+        char *last_error;
+        uint64_t last_success, next_attempt;
+        uint32_t attempts;
+        int reachable;
+} AttestProps;
+
+void attest_props_done(AttestProps *p);
+void attest_props(AttestProps *ret);
+/* Polls org.eve.Attest until State == state (or, with any_of, one of the states in the mask 1<<state); fails
+ * after timeout_ms with the properties and the daemon's log. */
+void attest_wait_state(const Daemon *d, uint32_t state_mask, unsigned timeout_ms);
+#define ATTEST_STATE_BIT(s) (UINT32_C(1) << (s))
 
 /* $EVE_TEST_BUILDDIR/rel, newly allocated. */
 char *build_path(const char *rel);

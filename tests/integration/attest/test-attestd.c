@@ -185,4 +185,180 @@ TEST(first_run_token_and_bus_api) {
         daemon_stop(d);
 }
 
+static uint32_t attempts_now(void) {
+        _cleanup_(attest_props_done) AttestProps p = {};
+        attest_props(&p);
+        return p.attempts;
+}
+
+/* Starts attestd with a test hook; waits for the first refusal; checks State and LastError. */
+static void refused_with(Evc *e, const char *hook, const char *code, bool second_round) {
+        _cleanup_(attest_props_done) AttestProps p = {};
+        _cleanup_free_ char *env = NULL;
+        Daemon *d;
+
+        ASSERT_OK(asprintf(&env, "EVE_ATTESTD_TEST_HOOK=%s", hook));
+        d = daemon_start(ATTESTD, "org.eve.Attest", env, "--retry-base=30s", NULL);
+        if (second_round) {
+                /* The hook needs a first good round (a nonce to replay). */
+                attest_wait_state(d, ATTEST_STATE_BIT(S_COMPLETE), 30000);
+                ASSERT_OK(restart());
+        }
+        attest_wait_state(d, ATTEST_STATE_BIT(S_RESTART_WAIT), 30000);
+        attest_props(&p);
+        ASSERT_STREQ(p.state_name, "restart-wait");
+        if (strncmp(p.last_error, code, strlen(code)) != 0)
+                test_fail(__FILE__,
+                          __LINE__,
+                          "hook %s: LastError \"%s\", expected %s",
+                          hook,
+                          p.last_error,
+                          code);
+        ASSERT_TRUE(p.reachable);
+        ASSERT_GE(p.next_attempt, 1);
+        /* The controller withdrew the token: attestd holds none either. */
+        {
+                _cleanup_free_ uint8_t *tok = NULL;
+                size_t n = 99;
+                ASSERT_OK(get_token(&tok, &n));
+                ASSERT_EQ(n, 0);
+        }
+        daemon_stop(d);
+        (void) e;
+}
+
+TEST(refusals_say_why) {
+        Evc *e = evc_new(NULL);
+        Node *n = node_new(e);
+        _cleanup_free_ char *uuid = NULL, *path = NULL;
+        json_object *dev;
+
+        registered(n, e);
+        uuid = device_uuid();
+        test_bus_start(NULL);
+
+        refused_with(e, "corrupt-signature", "QUOTE_FAILED", false);
+        refused_with(e, "corrupt-quote", "QUOTE_FAILED", false);
+        refused_with(e, "tamper-pcr", "QUOTE_FAILED", false);
+        refused_with(e, "replay-nonce", "NONCE_MISMATCH", true);
+        ASSERT_OK(asprintf(&path, "%s/integrity-token", n->run));
+        ASSERT_TRUE(access(path, F_OK) < 0 && errno == ENOENT);
+
+        /* A nonce that expired before the quote came (evc keeps nonces 1 s here). */
+        evc_stop(e);
+        e->nonce_ttl = strdup("1");
+        evc_serve(e);
+        refused_with(e, "delay-quote=2500ms", "NONCE_MISMATCH", false);
+
+        /* None of these made the device untrusted: a genuine quote is accepted at once. */
+        dev = evc_device_json(e, uuid);
+        ASSERT_FALSE(streq_ptr(json_str(dev, "trust"), "untrusted"));
+        json_object_put(dev);
+        {
+                Daemon *d = daemon_start(ATTESTD, "org.eve.Attest", NULL, NULL);
+                attest_wait_state(d, ATTEST_STATE_BIT(S_COMPLETE), 30000);
+                daemon_stop(d);
+        }
+}
+
+/* The controller is down when attestd starts: it backs off (growing, jittered delays), says the controller
+ * is unreachable, and succeeds once evc is up. */
+TEST(controller_down_at_start) {
+        Evc *e = evc_new(NULL);
+        Node *n = node_new(e);
+        _cleanup_(attest_props_done) AttestProps p = {};
+        Daemon *d;
+
+        registered(n, e);
+        evc_stop(e);
+        test_bus_start(NULL);
+        d = daemon_start(ATTESTD, "org.eve.Attest", NULL, "--retry-base=100ms", "--retry-max=400ms", NULL);
+        attest_wait_state(d, ATTEST_STATE_BIT(S_RESTART_WAIT), 20000);
+        while (attempts_now() < 3)
+                usleep(20000);
+        attest_props(&p);
+        ASSERT_FALSE(p.reachable);
+        if (!strstr(p.last_error, "connect"))
+                test_fail(__FILE__, __LINE__, "LastError: %s", p.last_error);
+        ASSERT_STREQ(p.state_name, "restart-wait");
+
+        evc_serve(e);
+        attest_wait_state(d, ATTEST_STATE_BIT(S_COMPLETE), 20000);
+        attest_props_done(&p);
+        attest_props(&p);
+        ASSERT_TRUE(p.reachable);
+        ASSERT_GE(p.attempts, 4);
+        ASSERT_STREQ(p.last_error, "");
+        daemon_stop(d);
+}
+
+/* A PCR change after the baseline: evc marks the device untrusted and releases nothing; attestd keeps trying
+ * with growing intervals (base 200 ms, cap 1.6 s: counted over 6 s); an administrator's acceptance lets the
+ * next attempt through. */
+TEST(pcr_change_retries_with_backoff_until_accepted) {
+        Evc *e = evc_new(NULL);
+        Node *n = node_new(e);
+        _cleanup_free_ char *uuid = NULL;
+        uint64_t stamps[64], t0;
+        uint32_t seen, first;
+        size_t ns = 0;
+        Daemon *d;
+        json_object *dev;
+
+        registered(n, e);
+        uuid = device_uuid();
+        test_bus_start(NULL);
+        d = daemon_start(ATTESTD, "org.eve.Attest", NULL, NULL);
+        attest_wait_state(d, ATTEST_STATE_BIT(S_COMPLETE), 30000);
+        daemon_stop(d);
+
+        /* Reboot into something else: PCR 4 moves. */
+        node_reboot(n);
+        node_extend(n, 4, "an unknown boot loader");
+        d = daemon_start(ATTESTD, "org.eve.Attest", NULL, "--retry-base=200ms", "--retry-max=1600ms", NULL);
+        attest_wait_state(d, ATTEST_STATE_BIT(S_RESTART_WAIT), 30000);
+        dev = evc_device_json(e, uuid);
+        ASSERT_STREQ(json_str(dev, "trust"), "untrusted");
+        ASSERT_NOT_NULL(strstr(json_str(dev, "trust_reason"), "4"));
+        ASSERT_FALSE(json_get_bool(dev, "has_integrity_token"));
+        json_object_put(dev);
+
+        first = seen = attempts_now();
+        t0 = now_msec();
+        stamps[ns++] = t0;
+        while (now_msec() - t0 < 6000) {
+                uint32_t a = attempts_now();
+                if (a != seen) {
+                        ASSERT_EQ(a, seen + 1);
+                        ASSERT_LE(ns, ELEMENTSOF(stamps) - 1);
+                        stamps[ns++] = now_msec();
+                        seen = a;
+                }
+                usleep(10000);
+        }
+        /* 6 s of delays in [d/2, d] with d = 200, 400, 800, 1600, 1600 … ms: between 4 and 10 more attempts.
+         */
+        if (seen - first < 3 || seen - first > 10)
+                test_fail(__FILE__, __LINE__, "%u attempts in 6 s", seen - first);
+        /* Growing: the 4th wait (≥ 800 ms) is longer than the 1st (≤ 200 ms + a round); none beyond the cap.
+         */
+        ASSERT_GE(ns, 5);
+        ASSERT_GE(stamps[4] - stamps[3], stamps[1] - stamps[0]);
+        for (size_t i = 1; i < ns; i++)
+                ASSERT_LE(stamps[i] - stamps[i - 1], 1600 + 1500);
+        {
+                _cleanup_(attest_props_done) AttestProps p = {};
+                attest_props(&p);
+                ASSERT_TRUE(strncmp(p.last_error, "QUOTE_FAILED", 12) == 0);
+        }
+
+        /* The administrator accepts the new software: the next attempt succeeds. */
+        ASSERT_EQ(EVC_RUN(e, NULL, "baseline", "accept", uuid), 0);
+        attest_wait_state(d, ATTEST_STATE_BIT(S_COMPLETE), 10000);
+        dev = evc_device_json(e, uuid);
+        ASSERT_STREQ(json_str(dev, "trust"), "trusted");
+        json_object_put(dev);
+        daemon_stop(d);
+}
+
 DEFINE_TEST_MAIN

@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 
 #include "crypto-util.h"
+#include "evetrust.pb-c.h"
 #include "luks2-util.h"
+#include "proto-util.h"
 #include "vault-test.h"
 
 static bool mounted_at(const char *mount_point) {
@@ -128,6 +130,516 @@ TEST(default_vaults_created_then_reopened_by_the_tpm) {
         }
         assert_opened("image", "tpm");
         assert_opened("config", "tpm");
+}
+
+/* PCR 7 moves: the TPM refuses at start, the vault stays locked naming PCR 7; the controller's copy of the
+ * escrow (SubmitKeys, as attestd hands it over) unwraps in this TPM, opens the vault and re-seals it; after
+ * that the TPM path works again. */
+TEST(pcr_change_then_escrow_rescue_through_submitkeys) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        _cleanup_(vt_entries_done) VtEntries keys = {}, one = {};
+        _cleanup_free_ char *uuid = NULL;
+        VaultDaemon *d;
+        uint64_t since;
+        uint32_t served = 0;
+
+        vt_provision(t, 0x11);
+        test_bus_start(NULL);
+        d = vt_daemon_start(t, NULL, NULL);
+        uuid = vt_get_str("config", "UUID");
+        vt_get_escrow_keys(&keys);
+        ASSERT_NOT_NULL(vt_find_escrow(&keys, uuid));
+
+        vt_daemon_stop(d);
+        vt_extend(t, 7, 0x99);
+        vt_daemon_restart(d, NULL);
+        {
+                _cleanup_free_ char *state = vt_get_str("config", "State"),
+                                    *en = vt_get_str("config", "LastErrorName"),
+                                    *e = vt_get_str("config", "LastError"),
+                                    *m = vt_get_str("config", "UnlockMethod");
+                ASSERT_STREQ(state, "Locked");
+                ASSERT_STREQ(m, "none");
+                ASSERT_STREQ(en, VT_ERR("KeyUnavailable"));
+                vt_assert_contains(e, "PCRs 7 changed");
+                ASSERT_EQ(vt_get_pcrs("config", "MovedPCRs"), UINT32_C(1) << 7);
+        }
+        /* Unlock() says the same, by name. */
+        {
+                _cleanup_free_ char *path = vt_path("config");
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                ASSERT_TRUE(vt_call(path, VT_IFACE, "Unlock", &error, NULL, NULL) < 0);
+                ASSERT_STREQ(error.name, VT_ERR("KeyUnavailable"));
+        }
+
+        one.e[0] = *vt_find_escrow(&keys, uuid);
+        one.e[0].key = malloc(one.e[0].size);
+        memcpy(one.e[0].key, vt_find_escrow(&keys, uuid)->key, one.e[0].size);
+        one.n = 1;
+        since = vt_get_u64("config", "LastOperationTime");
+        ASSERT_OK(vt_send_entries("SubmitKeys", &one, NULL, &served));
+        ASSERT_EQ(served, 1);
+        vt_wait_op("config", "unlock", since);
+        assert_opened("config", "controller");
+        ASSERT_EQ(vt_get_pcrs("config", "MovedPCRs"), 0);
+
+        /* Re-sealed to today's PCRs: the TPM alone opens it again, also after a restart. */
+        vt_daemon_restart(d, NULL);
+        assert_opened("config", "tpm");
+}
+
+/* The disk moved to another machine: neither that TPM nor the escrow blob (wrapped by the first TPM) opens
+ * it. */
+TEST(escrow_blob_from_another_tpm_refused) {
+        Swtpm *a = test_swtpm_start(0, NULL), *b = test_swtpm_start(0, NULL);
+        _cleanup_(vt_entries_done) VtEntries keys = {}, one = {};
+        _cleanup_free_ char *uuid = NULL, *from = NULL, *to = NULL, *dir = NULL, *cmd = NULL;
+        char *root_b = test_mkdtemp("root-b");
+        VaultDaemon *d;
+        uint64_t since;
+        uint32_t served = 0;
+
+        vt_provision(a, 0x11);
+        vt_provision(b, 0x11);
+        test_bus_start(NULL);
+        d = vt_daemon_start(a, NULL, NULL);
+        uuid = vt_get_str("image", "UUID");
+        vt_get_escrow_keys(&keys);
+        one.e[0] = *vt_find_escrow(&keys, uuid);
+        one.e[0].key = malloc(one.e[0].size);
+        memcpy(one.e[0].key, vt_find_escrow(&keys, uuid)->key, one.e[0].size);
+        one.n = 1;
+        vt_daemon_stop(d);
+
+        ASSERT_OK(asprintf(&dir, "%s/persist/vault-images", root_b));
+        ASSERT_OK(asprintf(
+                        &cmd, "mkdir -p %s && cp %s/persist/vault-images/image.img %s/", dir, d->root, dir));
+        ASSERT_EQ(system(cmd), 0);
+        free(d->root);
+        d->root = root_b;
+        free(d->log);
+        ASSERT_OK(asprintf(&d->log, "%s/vaultd.log", root_b));
+        d->tpm = b;
+        vt_daemon_restart(d, NULL);
+        {
+                _cleanup_free_ char *state = vt_get_str("image", "State"),
+                                    *again = vt_get_str("image", "UUID");
+                ASSERT_STREQ(state, "Locked");
+                ASSERT_STREQ(again, uuid);
+        }
+        since = vt_get_u64("image", "LastOperationTime");
+        ASSERT_OK(vt_send_entries("SubmitKeys", &one, NULL, &served));
+        ASSERT_EQ(served, 1);
+        vt_wait_op("image", "unlock", since);
+        {
+                _cleanup_free_ char *state = vt_get_str("image", "State"),
+                                    *en = vt_get_str("image", "LastErrorName"),
+                                    *e = vt_get_str("image", "LastError"),
+                                    *m = vt_get_str("image", "UnlockMethod");
+                ASSERT_STREQ(state, "Locked");
+                ASSERT_STREQ(m, "none");
+                ASSERT_STREQ(en, VT_ERR("KeyRejected"));
+                vt_assert_contains(e, "another TPM");
+        }
+        (void) from;
+        (void) to;
+}
+
+static void confirm_all(void) {
+        _cleanup_(vt_entries_done) VtEntries keys = {};
+
+        vt_get_escrow_keys(&keys);
+        ASSERT_OK(vt_send_entries("ConfirmEscrow", &keys, NULL, NULL));
+}
+
+static int change_key(const char *name, const char *source, sd_bus_error *error, int *ret_completed) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *path = vt_path(name);
+        int r, completed = 0;
+
+        r = vt_call(path, VT_IFACE, "ChangeKey", error, &reply, "sau", source, 0);
+        if (r >= 0)
+                ASSERT_OK(sd_bus_message_read(reply, "b", &completed));
+        if (ret_completed)
+                *ret_completed = completed;
+        return r;
+}
+
+/* ChangeKey: a new key, sealed and escrowed; the old keyslot stays until the controller confirms it stores
+ * the new escrow (ConfirmEscrow), never more than two keys, and a second change waits for that. */
+TEST(rotation_held_until_the_escrow_is_confirmed) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        _cleanup_(vt_entries_done) VtEntries keys = {};
+        _cleanup_free_ char *uuid = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int completed = 0;
+        uint64_t since;
+
+        vt_provision(t, 0x11);
+        test_bus_start(NULL);
+        vt_daemon_start(t, NULL, NULL);
+        confirm_all();
+        vt_wait_str("image", "EscrowState", "confirmed");
+        ASSERT_FALSE(vt_get_bool_manager("EscrowPending"));
+        uuid = vt_get_str("image", "UUID");
+
+        ASSERT_OK(change_key("image", "", NULL, &completed));
+        ASSERT_TRUE(completed);
+        ASSERT_EQ(vt_get_u64("image", "KeyGeneration"), 2);
+        ASSERT_EQ(vt_get_u32("image", "Keyslots"), 2);
+        {
+                _cleanup_free_ char *rot = vt_get_str("image", "Rotation"),
+                                    *es = vt_get_str("image", "EscrowState");
+                ASSERT_STREQ(rot, "unconfirmed");
+                ASSERT_STREQ(es, "pending");
+        }
+        ASSERT_TRUE(vt_get_bool_manager("EscrowPending"));
+        ASSERT_TRUE(change_key("image", "", &error, NULL) < 0);
+        ASSERT_STREQ(error.name, VT_ERR("Busy"));
+        vt_assert_contains(error.message, "at most two keys");
+
+        /* The new escrow is what GetEscrowKeys hands out now; its confirmation removes the old keyslot. */
+        vt_get_escrow_keys(&keys);
+        ASSERT_NOT_NULL(vt_find_escrow(&keys, uuid));
+        since = vt_get_u64("image", "LastOperationTime");
+        ASSERT_OK(vt_send_entries("ConfirmEscrow", &keys, NULL, NULL));
+        vt_wait_op("image", "confirm", since);
+        ASSERT_EQ(vt_get_u32("image", "Keyslots"), 1);
+        {
+                _cleanup_free_ char *rot = vt_get_str("image", "Rotation"),
+                                    *es = vt_get_str("image", "EscrowState");
+                ASSERT_STREQ(rot, "none");
+                ASSERT_STREQ(es, "confirmed");
+        }
+        /* And the TPM opens the new key. */
+        {
+                _cleanup_free_ char *path = vt_path("image");
+                (void) vt_call(path, VT_IFACE, "Unlock", NULL, NULL, NULL);
+        }
+        assert_opened("image", "tpm");
+        ASSERT_EQ(vt_get_u64("image", "KeyGeneration"), 2);
+}
+
+/* The worker killed (SIGKILL) at each step of a key change: the daemon reports it and keeps serving, the
+ * image never holds more than two keys, and the next unlock resolves the journal: the vault opens with the
+ * old or the new key. */
+TEST(rotation_killed_at_every_step_through_the_daemon) {
+        static const char *const steps[] = { "started", "slot-add", "slot-added",
+                                             "seal",    "sealed",   "escrowed" };
+        Swtpm *t = test_swtpm_start(0, NULL);
+        VaultDaemon *d;
+        uint64_t generation = 1;
+
+        vt_provision(t, 0x11);
+        test_bus_start(NULL);
+        d = vt_daemon_start(t, NULL, NULL);
+
+        for (size_t i = 0; i < ELEMENTSOF(steps); i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                _cleanup_free_ char *path = vt_path("image");
+                bool forward = streq(steps[i], "escrowed");
+                uint64_t since;
+
+                vt_daemon_restart(d, steps[i]);
+                since = vt_get_u64("image", "LastOperationTime");
+                ASSERT_TRUE(change_key("image", "", &error, NULL) < 0);
+                ASSERT_STREQ(error.name, VT_ERR("WorkerFailed"));
+                vt_assert_contains(error.message, "killed by signal 9");
+                /* Still serving; what the worker left is read back. */
+                vt_wait_op("image", "inspect", since);
+                ASSERT_LE(vt_get_u32("image", "Keyslots"), 2);
+                {
+                        _cleanup_free_ char *en = vt_get_str("image", "LastErrorName");
+                        ASSERT_STREQ(en, VT_ERR("WorkerFailed"));
+                }
+
+                /* The next unlock resolves the journal. */
+                (void) vt_call(path, VT_IFACE, "Unlock", NULL, NULL, NULL);
+                assert_opened("image", "tpm");
+                if (forward) {
+                        /* Held for the controller's confirmation: two keys until then. */
+                        _cleanup_free_ char *rot = vt_get_str("image", "Rotation");
+                        generation++;
+                        ASSERT_STREQ(rot, "unconfirmed");
+                        ASSERT_EQ(vt_get_u32("image", "Keyslots"), 2);
+                        since = vt_get_u64("image", "LastOperationTime");
+                        confirm_all();
+                        vt_wait_op("image", "confirm", since);
+                }
+                {
+                        _cleanup_free_ char *rot = vt_get_str("image", "Rotation");
+                        ASSERT_STREQ(rot, "none");
+                }
+                ASSERT_EQ(vt_get_u32("image", "Keyslots"), 1);
+                ASSERT_EQ(vt_get_u64("image", "KeyGeneration"), generation);
+        }
+
+        /* A kill while the confirmation removes the old keyslot. */
+        vt_daemon_restart(d, "confirm");
+        {
+                uint64_t since;
+                ASSERT_OK(change_key("image", "", NULL, NULL));
+                since = vt_get_u64("image", "LastOperationTime");
+                confirm_all();
+                vt_wait_op("image", "inspect", since);
+        }
+        vt_daemon_restart(d, NULL);
+        assert_opened("image", "tpm");
+        ASSERT_EQ(vt_get_u64("image", "KeyGeneration"), generation + 1);
+        ASSERT_LE(vt_get_u32("image", "Keyslots"), 2);
+        {
+                uint64_t since = vt_get_u64("image", "LastOperationTime");
+                confirm_all();
+                vt_wait_op("image", "confirm", since);
+        }
+        ASSERT_EQ(vt_get_u32("image", "Keyslots"), 1);
+}
+
+typedef struct Denied {
+        const char *path, *iface, *method, *types;
+} Denied;
+
+static int call_denied(void *userdata) {
+        const Denied *c = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        if (!c->types)
+                r = vt_call(c->path, c->iface, c->method, &error, NULL, NULL);
+        else if (streq(c->types, "s"))
+                r = vt_call(c->path, c->iface, c->method, &error, NULL, "s", "x");
+        else if (streq(c->types, "stsau"))
+                r = vt_call(c->path,
+                            c->iface,
+                            c->method,
+                            &error,
+                            NULL,
+                            "stsau",
+                            "x",
+                            (uint64_t) 64 << 20,
+                            "tpm",
+                            0);
+        else if (streq(c->types, "sau"))
+                r = vt_call(c->path, c->iface, c->method, &error, NULL, "sau", "", 0);
+        else
+                r = vt_call(c->path, c->iface, c->method, &error, NULL, "a(uay)", 0);
+        if (r >= 0)
+                return 0;
+        if (sd_bus_error_has_name(&error, VT_ERR("AccessDenied")) && strstr(error.message, c->method) &&
+            strstr(error.message, "root"))
+                return 1;
+        fprintf(stderr, "%s: %s: %s\n", c->method, error.name, error.message);
+        return -EIO;
+}
+
+static int read_state(void *userdata) {
+        _cleanup_free_ char *s = vt_get_str("image", "State");
+        return streq(s, "Locked") || streq(s, "Unlocked") ? 7 : -EIO;
+}
+
+static int list_vaults(void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        return vt_call(VT_MANAGER, VT_MANAGER_IFACE, "ListVaults", NULL, &reply, NULL) >= 0 ? 7 : -EIO;
+}
+
+/* Whatever changes a vault, or hands out or takes key material, is refused to others than root and the admin
+ * group with the named error; reading is open. */
+TEST(unprivileged_callers_denied_reads_allowed) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        _cleanup_free_ char *path = NULL;
+
+        vt_provision(t, 0x11);
+        test_bus_start(NULL);
+        vt_daemon_start(t, NULL, NULL);
+        path = vt_path("image");
+        {
+                const Denied calls[] = {
+                        { VT_MANAGER, VT_MANAGER_IFACE, "CreateVault", "stsau" },
+                        { VT_MANAGER, VT_MANAGER_IFACE, "DeleteVault", "s" },
+                        { VT_MANAGER, VT_MANAGER_IFACE, "GetEscrowKeys", NULL },
+                        { VT_MANAGER, VT_MANAGER_IFACE, "ConfirmEscrow", "a(uay)" },
+                        { VT_MANAGER, VT_MANAGER_IFACE, "SubmitKeys", "a(uay)" },
+                        { path, VT_IFACE, "Unlock", NULL },
+                        { path, VT_IFACE, "Lock", NULL },
+                        { path, VT_IFACE, "ChangeKey", "sau" },
+                };
+                for (size_t i = 0; i < ELEMENTSOF(calls); i++)
+                        ASSERT_EQ(test_call_as("nobody", call_denied, (void *) &calls[i]), 1);
+        }
+        ASSERT_EQ(test_call_as("nobody", read_state, NULL), 7);
+        ASSERT_EQ(test_call_as("nobody", list_vaults, NULL), 7);
+        /* Nothing changed. */
+        ASSERT_EQ(vt_get_u64("image", "KeyGeneration"), 1);
+}
+
+/* A vault whose eve-vault token is damaged is reported in state Error with the reason, nothing else is
+ * touched; escrow entries that are not what they claim are refused with reasons. */
+TEST(bad_tokens_and_bad_blobs_refused) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        _cleanup_(luks2_crypt_freep) struct crypt_device *cd = NULL;
+        _cleanup_free_ char *img = NULL, *json = NULL, *edited = NULL, *uuid = NULL;
+        _cleanup_(vt_entries_done) VtEntries junk = {};
+        VaultDaemon *d;
+        uint64_t since;
+        uint32_t served = 0;
+        int id;
+
+        vt_provision(t, 0x11);
+        test_bus_start(NULL);
+        d = vt_daemon_start(t, NULL, NULL);
+        uuid = vt_get_str("config", "UUID");
+        vt_daemon_stop(d);
+
+        /* The image vault's token names keyslot 40. */
+        ASSERT_OK(asprintf(&img, "%s/persist/vault-images/image.img", d->root));
+        ASSERT_OK(luks2_open(img, &cd));
+        ASSERT_OK(luks2_token_find(cd, LUKS2_TOKEN_EVE, -1, &id, &json));
+        ASSERT_NOT_NULL(strstr(json, "\"keyslot\":0"));
+        ASSERT_OK(
+                        asprintf(&edited,
+                                 "%.*s\"keyslot\":40%s",
+                                 (int) (strstr(json, "\"keyslot\":0") - json),
+                                 json,
+                                 strstr(json, "\"keyslot\":0") + strlen("\"keyslot\":0")));
+        ASSERT_OK(luks2_token_write(cd, id, edited, -1));
+        cd = (luks2_crypt_freep(&cd), NULL);
+
+        vt_extend(t, 7, 0x42);
+        vt_daemon_restart(d, NULL);
+        {
+                _cleanup_free_ char *state = vt_get_str("image", "State"),
+                                    *en = vt_get_str("image", "LastErrorName"),
+                                    *e = vt_get_str("image", "LastError");
+                ASSERT_STREQ(state, "Error");
+                ASSERT_STREQ(en, VT_ERR("BadImage"));
+                vt_assert_contains(e, "eve-vault token refused: keyslot");
+        }
+
+        /* Not an EveVaultEscrow: refused at once, with the entry named. */
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                junk.e[0] = (VtEntry){ .type = 17750,
+                                       .key = (uint8_t *) strdup("\x0a\x05hello"),
+                                       .size = 7 };
+                junk.n = 1;
+                ASSERT_TRUE(vt_send_entries("SubmitKeys", &junk, &error, NULL) < 0);
+                ASSERT_STREQ(error.name, VT_ERR("KeyRejected"));
+                vt_assert_contains(error.message, "entry 0 (type 17750)");
+                vt_entries_done(&junk);
+        }
+
+        /* A well-formed entry for the (PCR-locked) config vault whose blob is junk: the worker refuses it.
+         */
+        {
+                _cleanup_free_ uint8_t *p = NULL;
+                size_t n;
+                Org__Eve__Trust__EveVaultEscrow e = ORG__EVE__TRUST__EVE_VAULT_ESCROW__INIT;
+
+                e.vault_uuid = uuid;
+                e.generation = 1;
+                e.data = (ProtobufCBinaryData){ .len = 7, .data = (uint8_t *) "\x0a\x05hello" };
+                ASSERT_OK(PROTO_PACK(&e, &p, &n));
+                junk.e[0] = (VtEntry){ .type = 17750, .key = TAKE_PTR(p), .size = n };
+                junk.n = 1;
+                since = vt_get_u64("config", "LastOperationTime");
+                ASSERT_OK(vt_send_entries("SubmitKeys", &junk, NULL, &served));
+                ASSERT_EQ(served, 1);
+                vt_wait_op("config", "unlock", since);
+        }
+        {
+                _cleanup_free_ char *state = vt_get_str("config", "State"),
+                                    *en = vt_get_str("config", "LastErrorName"),
+                                    *e = vt_get_str("config", "LastError");
+                ASSERT_STREQ(state, "Locked");
+                ASSERT_STREQ(en, VT_ERR("KeyRejected"));
+                vt_assert_contains(e, "escrow blob refused: escrow blob: encrypted_key");
+        }
+}
+
+/* CreateVault/DeleteVault: what is refused (names, sizes, PCR policy, existing names, default vaults), and a
+ * deleted vault is gone with its image. */
+TEST(create_and_delete) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *img = NULL;
+        VaultDaemon *d;
+        const char *path = NULL;
+        static const uint32_t no_pcr0[] = { 1, 7 }, pcr5[] = { 0, 5 }, ok[] = { 0, 7 };
+        struct {
+                const char *name;
+                uint64_t size;
+                const char *source;
+                const uint32_t *pcrs;
+                size_t n;
+                const char *error, *part;
+        } bad[] = {
+                { "Big", 32 << 20, "tpm", NULL, 0, SD_BUS_ERROR_INVALID_ARGS, "Invalid vault name" },
+                { "-x", 32 << 20, "tpm", NULL, 0, SD_BUS_ERROR_INVALID_ARGS, "Invalid vault name" },
+                { "small", 1 << 20, "tpm", NULL, 0, VT_ERR("InvalidPolicy"), "below the minimum" },
+                { "nopcr0", 32 << 20, "tpm", no_pcr0, 2, VT_ERR("InvalidPolicy"), "PCR 0 is required" },
+                { "pcr5", 32 << 20, "tpm", pcr5, 2, VT_ERR("InvalidPolicy"), "PCR 5" },
+                { "usb", 32 << 20, "usb", NULL, 0, VT_ERR("InvalidPolicy"), "Unknown key source" },
+                { "image", 32 << 20, "tpm", NULL, 0, VT_ERR("VaultExists"), "exists already" },
+        };
+
+        vt_provision(t, 0x11);
+        test_bus_start(NULL);
+        d = vt_daemon_start(t, NULL, NULL);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = vt_bus();
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+                ASSERT_OK(sd_bus_message_new_method_call(
+                                bus, &m, VT_BUS, VT_MANAGER, VT_MANAGER_IFACE, "CreateVault"));
+                ASSERT_OK(sd_bus_message_append(m, "sts", bad[i].name, bad[i].size, bad[i].source));
+                ASSERT_OK(sd_bus_message_append_array(m, 'u', bad[i].pcrs, bad[i].n * sizeof(uint32_t)));
+                ASSERT_TRUE(sd_bus_call(bus, m, 0, &error, NULL) < 0);
+                ASSERT_STREQ(error.name, bad[i].error);
+                vt_assert_contains(error.message, bad[i].part);
+        }
+
+        {
+                _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = vt_bus();
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+
+                ASSERT_OK(sd_bus_message_new_method_call(
+                                bus, &m, VT_BUS, VT_MANAGER, VT_MANAGER_IFACE, "CreateVault"));
+                ASSERT_OK(sd_bus_message_append(m, "sts", "app-1", (uint64_t) 40 << 20, "tpm"));
+                ASSERT_OK(sd_bus_message_append_array(m, 'u', ok, sizeof(ok)));
+                ASSERT_OK(sd_bus_call(bus, m, 0, NULL, &reply));
+                ASSERT_OK(sd_bus_message_read(reply, "o", &path));
+        }
+        {
+                _cleanup_free_ char *want = vt_path("app-1"), *mp = vt_get_str("app-1", "MountPoint");
+                ASSERT_STREQ(path, want);
+                vt_assert_contains(mp, "/persist/vaults/app-1");
+        }
+        assert_opened("app-1", "tpm");
+        ASSERT_EQ(vt_get_pcrs("app-1", "SealingPCRs"), 0x81);
+        ASSERT_EQ(vt_get_u64("app-1", "Size"), 40 << 20);
+        ASSERT_OK(asprintf(&img, "%s/persist/vault-images/app-1.img", d->root));
+        ASSERT_OK(access(img, F_OK));
+
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                ASSERT_TRUE(vt_call(VT_MANAGER,
+                                    VT_MANAGER_IFACE,
+                                    "DeleteVault",
+                                    &error,
+                                    NULL,
+                                    "s",
+                                    "config") < 0);
+                ASSERT_STREQ(error.name, VT_ERR("InvalidPolicy"));
+        }
+        ASSERT_OK(vt_call(VT_MANAGER, VT_MANAGER_IFACE, "DeleteVault", NULL, NULL, "s", "app-1"));
+        ASSERT_TRUE(access(img, F_OK) < 0 && errno == ENOENT);
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                ASSERT_TRUE(vt_call(VT_MANAGER, VT_MANAGER_IFACE, "GetVault", &error, NULL, "s", "app-1") <
+                            0);
+                ASSERT_STREQ(error.name, VT_ERR("NoSuchVault"));
+        }
 }
 
 DEFINE_TEST_MAIN

@@ -194,7 +194,9 @@ static int daemon_teardown(void *p) {
 
         if (d->pid > 0)
                 (void) test_stop_process(d->pid, 10000);
-        d->pid = 0;
+        free(d->root);
+        free(d->log);
+        free(d);
         return 0;
 }
 

@@ -131,6 +131,45 @@ static int as_nobody(void *userdata) {
         return r < 0 ? r : (int) state;
 }
 
+/* The <interface name="org.eve.Attest"> block of an introspection XML. */
+static char *attest_interface(const char *xml) {
+        const char *p = strstr(xml, " <interface name=\"org.eve.Attest\">"), *end;
+
+        ASSERT_NOT_NULL(p);
+        end = strstr(p, "</interface>\n");
+        ASSERT_NOT_NULL(end);
+        return strndup(p, (size_t) (end + strlen("</interface>\n") - p));
+}
+
+TEST(introspection_matches_dbus_xml) {
+        _cleanup_free_ char *exe = build_path(ATTESTD), *xml = NULL,
+                            *path = test_srcpath("dbus/org.eve.Attest.xml"), *file = NULL, *served = NULL,
+                            *committed = NULL;
+        char *argv[] = { exe, (char *) "--bus-introspect", NULL };
+
+        ASSERT_EQ(test_run(argv, &xml), 0);
+        file = read_text_file(path);
+        ASSERT_NOT_NULL(file);
+        served = attest_interface(xml);
+        committed = attest_interface(file);
+        /* The contract's members (CONTRACT.md) are all there. */
+        static const char *const members[] = {
+                "\"State\" type=\"u\"",      "\"StateName\" type=\"s\"",
+                "\"LastError\" type=\"s\"",  "\"LastSuccess\" type=\"t\"",
+                "\"Attempts\" type=\"u\"",   "\"ControllerReachable\" type=\"b\"",
+                "<method name=\"Restart\">", "<method name=\"GetIntegrityToken\">",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(members); i++)
+                if (!strstr(served, members[i]))
+                        test_fail(__FILE__, __LINE__, "eve-attestd does not serve %s", members[i]);
+        if (!streq(served, committed))
+                test_fail(__FILE__,
+                          __LINE__,
+                          "dbus/org.eve.Attest.xml differs from what eve-attestd --bus-introspect "
+                          "prints:\n%s",
+                          served);
+}
+
 TEST(first_run_token_and_bus_api) {
         Evc *e = evc_new(NULL);
         Node *n = node_new(e);

@@ -169,7 +169,10 @@ static int caller_identity(sd_bus_message *msg, uid_t *ret_uid, char **ret_unit)
         const char *unit = NULL;
         int r;
 
-        r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID | SD_BUS_CREDS_UNIT, &creds);
+        r = sd_bus_query_sender_creds(
+                        msg,
+                        SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID | SD_BUS_CREDS_UNIT | SD_BUS_CREDS_AUGMENT,
+                        &creds);
         if (r < 0)
                 return r;
         r = sd_bus_creds_get_euid(creds, ret_uid);

@@ -272,31 +272,76 @@ static int on_attest_all(sd_bus_message *reply, void *userdata, sd_bus_error *re
         return 0;
 }
 
+typedef struct VaultErrorQuery {
+        InfoRound *round;
+        size_t index;
+} VaultErrorQuery;
+
+static int on_vault_error(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        VaultErrorQuery *q = userdata;
+        InfoRound *round = q->round;
+        const char *s;
+
+        if (!sd_bus_message_is_method_error(reply, NULL) && sd_bus_message_read(reply, "v", "s", &s) >= 0) {
+                free(round->vaults[q->index].error);
+                round->vaults[q->index].error = strdup(s);
+        }
+        free(q);
+        round_step_done(round);
+        return 0;
+}
+
 static int on_vaults(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         InfoRound *round = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
+        Manager *m = round->m;
 
         if (e)
                 log_debug("No vault list for the info report: %s", e->message ?: e->name);
-        else if (sd_bus_message_enter_container(reply, 'a', "(sss)") >= 0) {
-                const char *name, *state, *error;
+        else if (sd_bus_message_enter_container(reply, 'a', "(ssso)") >= 0) {
+                const char *name, *uuid, *state, *path;
+
                 while (round->n_vaults < VAULTS_MAX &&
-                       sd_bus_message_read(reply, "(sss)", &name, &state, &error) > 0) {
+                       sd_bus_message_read(reply, "(ssso)", &name, &uuid, &state, &path) > 0) {
                         VaultReport *v = &round->vaults[round->n_vaults];
+                        VaultErrorQuery *q;
+
                         v->name = strdup(name);
                         v->state = strdup(state);
-                        v->error = strdup(error);
+                        v->error = strdup("");
                         if (!v->name || !v->state || !v->error)
                                 break;
                         round->n_vaults++;
+                        if (streq(state, "Unlocked"))
+                                continue;
+                        /* Why it is not unlocked: the vault's LastError. */
+                        q = calloc(1, sizeof *q);
+                        if (!q)
+                                break;
+                        *q = (VaultErrorQuery){ round, round->n_vaults - 1 };
+                        if (sd_bus_call_method_async(
+                                            m->bus,
+                                            NULL,
+                                            VAULT_BUS_NAME,
+                                            path,
+                                            "org.freedesktop.DBus.Properties",
+                                            "Get",
+                                            on_vault_error,
+                                            q,
+                                            "ss",
+                                            VAULT_INTERFACE,
+                                            "LastError") >= 0)
+                                round->pending++;
+                        else
+                                free(q);
                 }
                 round->have_vaults = true;
         }
         /* Without vaultd's list: at least the config vault, as tracked here. */
-        if (round->n_vaults == 0 && round->m->vault_state && round->n_vaults < VAULTS_MAX) {
-                VaultReport *v = &round->vaults[round->n_vaults];
+        if (round->n_vaults == 0 && m->vault_state) {
+                VaultReport *v = &round->vaults[0];
                 v->name = strdup(CONFIG_VAULT_NAME);
-                v->state = strdup(round->m->vault_state);
+                v->state = strdup(m->vault_state);
                 v->error = strdup("");
                 if (v->name && v->state && v->error)
                         round->n_vaults++;

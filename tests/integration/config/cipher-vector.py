@@ -12,6 +12,8 @@ hand. It also makes the malformed blocks each distinct error needs.
 Writes into OUT: root-certificate.pem, ecdh.pem (the controller ECDH certificate), rogue-ecdh.pem
 (same kind of certificate from another root), and vector.json:
   {"controllerCertHash": hex, "deviceCertHash": hex, "rogueCertHash": hex,
+   "contexts": [{"contextId", "deviceCertHash", "controllerCertHash" (hex)}],  the good one and one wrong
+               in each way: unknown controller certificate, another device, the rogue certificate
    "cases": [{"name", "contextId", "iv", "data", "sha" (hex), "kind", "expect": "ok" | failure,
               "fields": {EncryptionBlock field name: value}}]}
 
@@ -171,14 +173,25 @@ def main():
     case("device-cert", "wifi", encryption_block(wifi), "device-cert-mismatch", context="ctx-other-device")
     case("rogue-cert", "wifi", encryption_block(wifi), "bad-certificate", context="ctx-rogue")
 
+    ctrl_hash = hashlib.sha256(pem(ctrl)).digest()[:16]
+    rogue_hash = hashlib.sha256(pem(rogue)).digest()[:16]
+    dev_hash = hashlib.sha256(device_pem).digest()[:16]
+    contexts = [
+        {"contextId": ctx, "deviceCertHash": dev_hash.hex(), "controllerCertHash": ctrl_hash.hex()},
+        {"contextId": "ctx-unknown-cert", "deviceCertHash": dev_hash.hex(), "controllerCertHash": "5a" * 16},
+        {"contextId": "ctx-other-device", "deviceCertHash": "a5" * 16, "controllerCertHash": ctrl_hash.hex()},
+        {"contextId": "ctx-rogue", "deviceCertHash": dev_hash.hex(), "controllerCertHash": rogue_hash.hex()},
+    ]
+
     os.makedirs(out, exist_ok=True)
     open(os.path.join(out, "root-certificate.pem"), "wb").write(pem(root))
     open(os.path.join(out, "ecdh.pem"), "wb").write(pem(ctrl))
     open(os.path.join(out, "rogue-ecdh.pem"), "wb").write(pem(rogue))
     json.dump({
-        "controllerCertHash": hashlib.sha256(pem(ctrl)).digest()[:16].hex(),
-        "rogueCertHash": hashlib.sha256(pem(rogue)).digest()[:16].hex(),
-        "deviceCertHash": hashlib.sha256(device_pem).digest()[:16].hex(),
+        "controllerCertHash": ctrl_hash.hex(),
+        "rogueCertHash": rogue_hash.hex(),
+        "deviceCertHash": dev_hash.hex(),
+        "contexts": contexts,
         "cases": cases,
     }, open(os.path.join(out, "vector.json"), "w"), indent=1)
 

@@ -89,6 +89,7 @@ static void vector_make(Vector *v) {
         _cleanup_free_ char *script = test_srcpath("tests/integration/config/cipher-vector.py"),
                             *device = path_in(eve_path(EVE_PATH_CERTS), "ecdh.cert.pem"), *out = NULL,
                             *json_path = NULL, *root = NULL, *text = NULL, *ecdh = NULL, *rogue = NULL;
+        json_object *contexts;
         int r;
 
         v->dir = test_mkdtemp("vector");
@@ -113,22 +114,19 @@ static void vector_make(Vector *v) {
         put_controller_cert(rogue, json_str(v->json, "rogueCertHash"));
 
         /* The contexts a config would carry: the good one, and one wrong in each way. */
-        static const char *const ids[4] = {
-                "python-ctx", "ctx-unknown-cert", "ctx-other-device", "ctx-rogue"
-        };
+        ASSERT_TRUE(json_object_object_get_ex(v->json, "contexts", &contexts));
+        ASSERT_EQ(json_object_array_length(contexts), 4);
         for (unsigned i = 0; i < 4; i++) {
+                json_object *c = json_object_array_get_idx(contexts, i);
+
                 v->ctx[i] = (CipherContext) ORG__LFEDGE__EVE__COMMON__CIPHER_CONTEXT__INIT;
-                v->ctx[i].contextid = (char *) ids[i];
+                v->ctx[i].contextid = (char *) json_str(c, "contextId");
                 v->ctx[i].hashscheme =
                                 ORG__LFEDGE__EVE__COMMON__HASH_ALGORITHM__HASH_ALGORITHM_SHA256_16BYTES;
                 v->ctx[i].keyexchangescheme = ORG__LFEDGE__EVE__COMMON__KEY_EXCHANGE_SCHEME__KEA_ECDH;
                 v->ctx[i].encryptionscheme = ORG__LFEDGE__EVE__COMMON__ENCRYPTION_SCHEME__SA_AES_256_CFB;
-                hex16(json_str(v->json, "deviceCertHash"), v->hashes[i][0]);
-                hex16(json_str(v->json, i == 3 ? "rogueCertHash" : "controllerCertHash"), v->hashes[i][1]);
-                if (i == 1)
-                        memset(v->hashes[i][1], 0x5a, 16);
-                if (i == 2)
-                        memset(v->hashes[i][0], 0xa5, 16);
+                hex16(json_str(c, "deviceCertHash"), v->hashes[i][0]);
+                hex16(json_str(c, "controllerCertHash"), v->hashes[i][1]);
                 v->ctx[i].devicecerthash = (ProtobufCBinaryData){ 16, v->hashes[i][0] };
                 v->ctx[i].controllercerthash = (ProtobufCBinaryData){ 16, v->hashes[i][1] };
                 v->ctxp[i] = &v->ctx[i];

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "encoding.h"
+#include "evc-keys.h"
 #include "evc.h"
 #include "log.h"
 #include "memory-util.h"
@@ -56,12 +57,11 @@ int evc_init_dir(const char *dir) {
         _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t root = NULL;
         _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t root_key = NULL;
         _cleanup_(evc_store_freep) EvcStore *s = NULL;
+        _cleanup_(evc_freep) Evc *e = NULL;
         static const struct {
                 EvcCertKind kind;
                 const char *cn, *cert, *key;
         } leaves[] = {
-                { EVC_CERT_SIGNING, "evc signing", "certs/signing.pem", "keys/signing-key.pem" },
-                { EVC_CERT_ECDH, "evc ecdh", "certs/ecdh.pem", "keys/ecdh-key.pem" },
                 { EVC_CERT_TLS, "localhost", "certs/server.pem", "keys/server-key.pem" },
         };
         _cleanup_free_ char *certs = path_join(dir, "certs"), *keys = path_join(dir, "keys"),
@@ -99,7 +99,15 @@ int evc_init_dir(const char *dir) {
         r = evc_store_open(db, &s);
         if (r < 0)
                 return r;
-        return evc_event(s, 0, "initialised");
+        r = evc_event(s, 0, "initialised");
+        if (r < 0)
+                return r;
+        s = evc_store_free(s);
+        /* The signing and ECDH pairs live in the database (evc-keys.c); loading makes them. */
+        r = evc_load(dir, &e);
+        if (r < 0)
+                return r;
+        return 0;
 }
 
 static int load_pem(const char *dir, const char *rel, uint8_t **ret, size_t *ret_size) {
@@ -114,24 +122,11 @@ static int load_pem(const char *dir, const char *rel, uint8_t **ret, size_t *ret
         return 0;
 }
 
-static int load_key(const char *dir, const char *rel, gnutls_x509_privkey_t *ret) {
-        _cleanup_free_ char *p = path_join(dir, rel);
-        int r;
-
-        if (!p)
-                return -ENOMEM;
-        r = evc_load_key_file(p, ret);
-        if (r < 0)
-                return log_error_errno(r, "Failed to load key %s: %m", p);
-        return 0;
-}
-
 int evc_load(const char *dir, Evc **ret) {
         _cleanup_(evc_freep) Evc *e = NULL;
         _cleanup_free_ uint8_t *root_pem = NULL, *dbk = NULL;
         _cleanup_free_ char *db = path_join(dir, "evc.db");
         size_t n, dbk_size;
-        uint8_t h[EVC_SHA256_SIZE];
         int r;
 
         if (!db)
@@ -143,6 +138,7 @@ int evc_load(const char *dir, Evc **ret) {
         e->body_max = EVC_BODY_MAX_DEFAULT;
         e->threads = EVC_THREADS_DEFAULT;
         pthread_mutex_init(&e->write_lock, NULL);
+        pthread_mutex_init(&e->keys_lock, NULL);
         pthread_mutex_init(&e->crt_lock, NULL);
         pthread_mutex_init(&e->ecdh_lock, NULL);
         e->ecdh_cache = eve_secret_alloc(EVC_ECDH_CACHE_SLOTS * sizeof(EvcEcdhSlot));
@@ -155,19 +151,12 @@ int evc_load(const char *dir, Evc **ret) {
                 return log_oom();
         if ((r = load_pem(dir, "certs/root.pem", &root_pem, &n)) < 0 ||
             (r = evc_load_crt_pem(root_pem, n, &e->root_crt)) < 0 ||
-            (r = load_pem(dir, "certs/signing.pem", &e->signing_pem, &e->signing_pem_size)) < 0 ||
-            (r = evc_load_crt_pem(e->signing_pem, e->signing_pem_size, &e->signing_crt)) < 0 ||
-            (r = load_pem(dir, "certs/ecdh.pem", &e->ecdh_pem, &e->ecdh_pem_size)) < 0 ||
-            (r = evc_load_crt_pem(e->ecdh_pem, e->ecdh_pem_size, &e->ecdh_crt)) < 0 ||
             (r = load_pem(dir, "certs/server.pem", &e->tls_pem, &e->tls_pem_size)) < 0 ||
-            (r = load_pem(dir, "keys/server-key.pem", &e->tls_key_pem, &e->tls_key_pem_size)) < 0 ||
-            (r = load_key(dir, "keys/signing-key.pem", &e->signing_key)) < 0 ||
-            (r = load_key(dir, "keys/ecdh-key.pem", &e->ecdh_key)) < 0)
-                return log_error_errno(r, "Failed to load the controller identity from %s (run 'evc init'?): %m",
-                                       dir);
-        evc_sha256(e->signing_pem, e->signing_pem_size, e->signing_hash);
-        evc_sha256(e->ecdh_pem, e->ecdh_pem_size, h);
-        memcpy(e->ecdh_hash, h, sizeof e->ecdh_hash);
+            (r = load_pem(dir, "keys/server-key.pem", &e->tls_key_pem, &e->tls_key_pem_size)) < 0)
+                return log_error_errno(
+                                r,
+                                "Failed to load the controller identity from %s (run 'evc init'?): %m",
+                                dir);
 
         r = load_pem(dir, "keys/db.key", &dbk, &dbk_size);
         if (r < 0)
@@ -185,6 +174,9 @@ int evc_load(const char *dir, Evc **ret) {
         r = evc_store_open(db, &e->store);
         if (r < 0)
                 return r;
+        r = evc_keys_ensure(e);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the controller keys: %m");
         *ret = TAKE_PTR(e);
         return 0;
 }
@@ -267,6 +259,8 @@ int evc_ecdh_device(
                 }
                 pthread_mutex_unlock(&e->ecdh_lock);
         }
+        if (!ctrl_key)
+                return -ENOKEY;
         r = evc_crt_get(e, dev_pem, n, &dev);
         if (r < 0)
                 return r;
@@ -325,19 +319,11 @@ Evc *evc_free(Evc *e) {
                 (void) pthread_setspecific(e->db_tls, NULL);
                 (void) pthread_key_delete(e->db_tls);
         }
+        evc_keys_unref(e->keys);
+        pthread_mutex_destroy(&e->keys_lock);
         evc_store_free(e->store);
         if (e->root_crt)
                 gnutls_x509_crt_deinit(e->root_crt);
-        if (e->signing_crt)
-                gnutls_x509_crt_deinit(e->signing_crt);
-        if (e->ecdh_crt)
-                gnutls_x509_crt_deinit(e->ecdh_crt);
-        if (e->signing_key)
-                gnutls_x509_privkey_deinit(e->signing_key);
-        if (e->ecdh_key)
-                gnutls_x509_privkey_deinit(e->ecdh_key);
-        free(e->signing_pem);
-        free(e->ecdh_pem);
         free(e->tls_pem);
         erase(e->tls_key_pem, e->tls_key_pem_size);
         free(e->tls_key_pem);

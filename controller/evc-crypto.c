@@ -183,13 +183,19 @@ int evc_generate_cert(EvcCertKind kind, const char *cn, gnutls_x509_crt_t issuer
         if ((g = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &cpem)) < 0 ||
             (g = gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &kpem)) < 0)
                 goto fail;
-        r = evc_write_file(key_path, kpem.data, kpem.size, 0600);
-        if (r < 0)
-                return log_error_errno(r, "Failed to write %s: %m", key_path);
-        r = evc_write_file(cert_path, cpem.data, cpem.size, 0644);
-        if (r < 0)
-                return log_error_errno(r, "Failed to write %s: %m", cert_path);
+        if (key_path) {
+                r = evc_write_file(key_path, kpem.data, kpem.size, 0600);
+                if (r < 0) {
+                        erase(kpem.data, kpem.size);
+                        return log_error_errno(r, "Failed to write %s: %m", key_path);
+                }
+        }
         erase(kpem.data, kpem.size);
+        if (cert_path) {
+                r = evc_write_file(cert_path, cpem.data, cpem.size, 0644);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to write %s: %m", cert_path);
+        }
 
         if (ret_crt)
                 *ret_crt = TAKE_PTR(crt);
@@ -287,18 +293,15 @@ static void pad32(const gnutls_datum_t *d, uint8_t out[static 32]) {
                 memcpy(out + 32 - n, p, n);
 }
 
-int evc_sign_raw(gnutls_x509_privkey_t key, const void *data, size_t n, uint8_t ret[static EVC_ECDSA_RAW_SIZE]) {
-        _cleanup_(gnutls_privkey_deinitp) gnutls_privkey_t pk = NULL;
+int evc_sign_raw_pk(
+                gnutls_privkey_t pk, const void *data, size_t n, uint8_t ret[static EVC_ECDSA_RAW_SIZE]) {
         _cleanup_datum_ gnutls_datum_t sig = {}, r = {}, s = {};
         uint8_t digest[EVC_SHA256_SIZE];
         gnutls_datum_t h = { .data = digest, .size = sizeof digest };
         int g;
 
         evc_sha256(data, n, digest);
-        if (gnutls_privkey_init(&pk) < 0)
-                return -ENOMEM;
-        if ((g = gnutls_privkey_import_x509(pk, key, 0)) < 0 ||
-            (g = gnutls_privkey_sign_hash(pk, GNUTLS_DIG_SHA256, 0, &h, &sig)) < 0 ||
+        if ((g = gnutls_privkey_sign_hash(pk, GNUTLS_DIG_SHA256, 0, &h, &sig)) < 0 ||
             (g = gnutls_decode_rs_value(&sig, &r, &s)) < 0)
                 return log_error_errno(EIO, "Failed to sign: %s", gnutls_strerror(g));
         if (r.size > 33 || s.size > 33)
@@ -306,6 +309,20 @@ int evc_sign_raw(gnutls_x509_privkey_t key, const void *data, size_t n, uint8_t 
         pad32(&r, ret);
         pad32(&s, ret + 32);
         return 0;
+}
+
+int evc_sign_raw(
+                gnutls_x509_privkey_t key,
+                const void *data,
+                size_t n,
+                uint8_t ret[static EVC_ECDSA_RAW_SIZE]) {
+        _cleanup_(gnutls_privkey_deinitp) gnutls_privkey_t pk = NULL;
+
+        if (gnutls_privkey_init(&pk) < 0)
+                return -ENOMEM;
+        if (gnutls_privkey_import_x509(pk, key, 0) < 0)
+                return -EINVAL;
+        return evc_sign_raw_pk(pk, data, n, ret);
 }
 
 int evc_verify_digest_pub(

@@ -22,8 +22,9 @@ typedef enum EvcCertKind {
         EVC_CERT_TLS,     /* TLS server: 127.0.0.1 and localhost */
 } EvcCertKind;
 
-/* Generates an ECDSA P-256 key and a certificate for it, signed by issuer (NULL = self-signed), written as PEM to
- * cert_path and key_path (0600). Returns the generated certificate and key when ret_* are non-NULL. */
+/* Generates an ECDSA P-256 key and a certificate for it, signed by issuer (NULL = self-signed), written as
+ * PEM to cert_path and key_path (0600) unless they are NULL. Returns the generated certificate and key when
+ * ret_* are non-NULL. */
 int evc_generate_cert(EvcCertKind kind, const char *cn, gnutls_x509_crt_t issuer_crt,
                 gnutls_x509_privkey_t issuer_key, const char *cert_path, const char *key_path,
                 gnutls_x509_crt_t *ret_crt, gnutls_x509_privkey_t *ret_key);
@@ -43,6 +44,7 @@ int evc_crt_der_sha256(gnutls_x509_crt_t crt, uint8_t ret[static EVC_SHA256_SIZE
 
 /* Signs SHA-256(data) with key; the signature is raw r‖s, each left-padded to 32 bytes. */
 int evc_sign_raw(gnutls_x509_privkey_t key, const void *data, size_t n, uint8_t ret[static EVC_ECDSA_RAW_SIZE]);
+int evc_sign_raw_pk(gnutls_privkey_t pk, const void *data, size_t n, uint8_t ret[static EVC_ECDSA_RAW_SIZE]);
 /* Verifies an ECDSA P-256 signature over SHA-256 digest by crt's key. sig is raw r‖s (64 bytes) or DER.
  * Returns 0 when valid, -EBADMSG when not, other negative errno on bad input. */
 int evc_verify_digest_pub(

@@ -14,7 +14,8 @@
 #include "certs.pb-c.h"
 #include "config.pb-c.h"
 #include "encoding.h"
-#include "evc-cipher.h"
+#include "evc-config.h"
+#include "evc-keys.h"
 #include "eveuuid.pb-c.h"
 #include "info.pb-c.h"
 #include "log.h"
@@ -26,35 +27,56 @@
 #define CONTENT_TYPE "application/x-proto-binary"
 
 void evc_reply_done(EvcReply *r) {
-        free(r->body);
+        if (r->secret)
+                eve_secret_free(r->body);
+        else
+                free(r->body);
         r->body = NULL;
         r->size = 0;
 }
 
-int evc_reply_signed(Evc *e, unsigned status, const ProtobufCMessage *msg, EvcReply *ret) {
+static int reply_sign(
+                Evc *e, unsigned status, const uint8_t *payload, size_t n, bool secret, EvcReply *ret) {
         Org__Lfedge__Eve__Auth__AuthContainer ac = ORG__LFEDGE__EVE__AUTH__AUTH_CONTAINER__INIT;
         Org__Lfedge__Eve__Auth__AuthBody body = ORG__LFEDGE__EVE__AUTH__AUTH_BODY__INIT;
-        _cleanup_free_ uint8_t *payload = NULL;
+        _cleanup_(evc_keys_unrefp) EvcKeys *keys = NULL;
         uint8_t sig[EVC_ECDSA_RAW_SIZE];
+        int r;
+
+        r = evc_keys_get(e, &keys);
+        if (r < 0)
+                return r;
+        r = evc_sign_raw_pk(keys->signer, payload, n, sig);
+        if (r < 0)
+                return r;
+        body.payload = (ProtobufCBinaryData){ .len = n, .data = (uint8_t *) payload };
+        ac.protectedpayload = &body;
+        ac.algo = ORG__LFEDGE__EVE__COMMON__HASH_ALGORITHM__HASH_ALGORITHM_SHA256_32BYTES;
+        /* SHA-256 of the signing certificate's PEM as /certs serves it. */
+        ac.sendercerthash = (ProtobufCBinaryData){ .len = EVC_SHA256_SIZE, .data = keys->signing.hash };
+        ac.signaturehash = (ProtobufCBinaryData){ .len = sizeof sig, .data = sig };
+        r = secret ? PROTO_PACK_SECRET(&ac, &ret->body, &ret->size)
+                   : PROTO_PACK(&ac, &ret->body, &ret->size);
+        if (r < 0)
+                return r;
+        ret->secret = secret;
+        ret->status = status;
+        return 0;
+}
+
+int evc_reply_signed(Evc *e, unsigned status, const ProtobufCMessage *msg, EvcReply *ret) {
+        _cleanup_free_ uint8_t *payload = NULL;
         size_t n;
         int r;
 
         r = proto_pack(msg, &payload, &n);
         if (r < 0)
                 return r;
-        r = evc_sign_raw(e->signing_key, payload, n, sig);
-        if (r < 0)
-                return r;
-        body.payload = (ProtobufCBinaryData) { .len = n, .data = payload };
-        ac.protectedpayload = &body;
-        ac.algo = ORG__LFEDGE__EVE__COMMON__HASH_ALGORITHM__HASH_ALGORITHM_SHA256_32BYTES;
-        ac.sendercerthash = (ProtobufCBinaryData) { .len = EVC_SHA256_SIZE, .data = e->signing_hash };
-        ac.signaturehash = (ProtobufCBinaryData) { .len = sizeof sig, .data = sig };
-        r = PROTO_PACK(&ac, &ret->body, &ret->size);
-        if (r < 0)
-                return r;
-        ret->status = status;
-        return 0;
+        return reply_sign(e, status, payload, n, false, ret);
+}
+
+int evc_reply_signed_secret(Evc *e, unsigned status, const uint8_t *payload, size_t n, EvcReply *ret) {
+        return reply_sign(e, status, payload, n, true, ret);
 }
 
 unsigned evc_reject(EvcReply *reply, unsigned status, const char *fmt, ...) {
@@ -177,26 +199,86 @@ unsigned evc_authenticate(Evc *e, const uint8_t *body, size_t n, const char *uui
 
 static unsigned handle_certs(Evc *e, EvcReply *reply) {
         Org__Lfedge__Eve__Certs__ZControllerCert zc = ORG__LFEDGE__EVE__CERTS__ZCONTROLLER_CERT__INIT;
-        Org__Lfedge__Eve__Certs__ZCert c[2] = { ORG__LFEDGE__EVE__CERTS__ZCERT__INIT,
-                                                ORG__LFEDGE__EVE__CERTS__ZCERT__INIT };
-        Org__Lfedge__Eve__Certs__ZCert *cp[2] = { &c[0], &c[1] };
-        uint8_t sh[EVC_SHA256_SIZE];
+        _cleanup_free_ Org__Lfedge__Eve__Certs__ZCert *c = NULL;
+        _cleanup_free_ Org__Lfedge__Eve__Certs__ZCert **cp = NULL;
+        _cleanup_(evc_keys_unrefp) EvcKeys *keys = NULL;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        size_t n = 0, cap = 0;
 
-        evc_sha256(e->signing_pem, e->signing_pem_size, sh);
-        c[0].hashalgo = ORG__LFEDGE__EVE__COMMON__HASH_ALGORITHM__HASH_ALGORITHM_SHA256_16BYTES;
-        c[0].certhash = (ProtobufCBinaryData) { .len = 16, .data = sh };
-        c[0].type = ORG__LFEDGE__EVE__CERTS__ZCERT_TYPE__CERT_TYPE_CONTROLLER_SIGNING;
-        c[0].cert = (ProtobufCBinaryData) { .len = e->signing_pem_size, .data = e->signing_pem };
-        c[1].hashalgo = ORG__LFEDGE__EVE__COMMON__HASH_ALGORITHM__HASH_ALGORITHM_SHA256_16BYTES;
-        c[1].certhash = (ProtobufCBinaryData) { .len = 16, .data = e->ecdh_hash };
-        c[1].type = ORG__LFEDGE__EVE__CERTS__ZCERT_TYPE__CERT_TYPE_CONTROLLER_ECDH_EXCHANGE;
-        c[1].cert = (ProtobufCBinaryData) { .len = e->ecdh_pem_size, .data = e->ecdh_pem };
-        /* No intermediate: the root signs the leaves directly. */
-        zc.n_certs = 2;
+        if (evc_keys_get(e, &keys) < 0)
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "controller keys unavailable");
+        /* Exactly one signing certificate (EVE takes one), then every ECDH certificate a device may need:
+         * the shared one, the devices' own, and retired ones that a device's last delivered config still
+         * names. No intermediate: the root issues them all. */
+        if (evc_prepare(evc_db(e),
+                        "SELECT cert_pem, cert_hash FROM ckeys WHERE kind = 'ecdh' AND ("
+                        "  (retired IS NULL AND (device_id IS NULL OR device_id IN (SELECT id FROM devices "
+                        "WHERE revoked = 0)))"
+                        "  OR id IN (SELECT ecdh_in_use FROM devices WHERE revoked = 0 AND ecdh_in_use IS "
+                        "NOT NULL)) "
+                        "ORDER BY device_id IS NOT NULL, retired IS NOT NULL, id",
+                        &st) < 0)
+                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
+        for (bool signing = true;; signing = false) {
+                const uint8_t *pem, *hash;
+                size_t pem_size;
+
+                if (signing) {
+                        pem = keys->signing.pem;
+                        pem_size = keys->signing.pem_size;
+                        hash = keys->signing.hash;
+                } else if (sqlite3_step(st) == SQLITE_ROW) {
+                        if (sqlite3_column_bytes(st, 1) != EVC_SHA256_SIZE)
+                                continue;
+                        pem = sqlite3_column_blob(st, 0);
+                        pem_size = (size_t) sqlite3_column_bytes(st, 0);
+                        hash = sqlite3_column_blob(st, 1);
+                } else
+                        break;
+                if (n == cap) {
+                        Org__Lfedge__Eve__Certs__ZCert *c2 = reallocarray(c, cap ? cap * 2 : 8, sizeof *c);
+                        if (!c2)
+                                goto oom;
+                        c = c2;
+                        cap = cap ? cap * 2 : 8;
+                }
+                c[n] = (Org__Lfedge__Eve__Certs__ZCert) ORG__LFEDGE__EVE__CERTS__ZCERT__INIT;
+                c[n].hashalgo = ORG__LFEDGE__EVE__COMMON__HASH_ALGORITHM__HASH_ALGORITHM_SHA256_16BYTES;
+                c[n].certhash = (ProtobufCBinaryData){ .len = 16, .data = (uint8_t *) hash };
+                c[n].type = signing
+                                ? ORG__LFEDGE__EVE__CERTS__ZCERT_TYPE__CERT_TYPE_CONTROLLER_SIGNING
+                                : ORG__LFEDGE__EVE__CERTS__ZCERT_TYPE__CERT_TYPE_CONTROLLER_ECDH_EXCHANGE;
+                c[n].cert = (ProtobufCBinaryData){ .len = pem_size, .data = (uint8_t *) pem };
+                n++;
+                if (!signing) {
+                        /* The row's blobs go with the next step: keep copies (freed below). */
+                        uint8_t *copy = malloc(pem_size + 16);
+                        if (!copy) {
+                                n--;
+                                goto oom;
+                        }
+                        memcpy(copy, pem, pem_size);
+                        memcpy(copy + pem_size, hash, 16);
+                        c[n - 1].cert.data = copy;
+                        c[n - 1].certhash.data = copy + pem_size;
+                }
+        }
+        cp = calloc(n, sizeof *cp);
+        if (!cp)
+                goto oom;
+        for (size_t i = 0; i < n; i++)
+                cp[i] = &c[i];
+        zc.n_certs = n;
         zc.certs = cp;
         if (evc_reply_signed(e, MHD_HTTP_OK, &zc.base, reply) < 0)
-                return evc_reject(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed to sign /certs");
+                evc_reject(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed to sign /certs");
+        for (size_t i = 1; i < n; i++)
+                free(c[i].cert.data);
         return reply->status;
+oom:
+        for (size_t i = 1; i < n; i++)
+                free(c[i].cert.data);
+        return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
 }
 
 /* ---- POST /register ---- */
@@ -410,318 +492,6 @@ fail:
         return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
 }
 
-/* ---- POST /id/<uuid>/config ---- */
-
-typedef struct ConfigParts {
-        size_t n_blocks;
-        Org__Lfedge__Eve__Common__CipherBlock blocks[64];
-} ConfigParts;
-
-static void config_parts_done(ConfigParts *p) {
-        for (size_t i = 0; i < p->n_blocks; i++)
-                evc_cipher_block_done(&p->blocks[i]);
-}
-
-/* Builds the device's EdgeDevConfig (fresh IVs) and packs it. baseos_only: only the base-OS update part. */
-static int config_build(Evc *e, int64_t device_id, const char *uuid, bool baseos_only, uint8_t **ret,
-                size_t *ret_size) {
-
-        Org__Lfedge__Eve__Config__EdgeDevConfig c = ORG__LFEDGE__EVE__CONFIG__EDGE_DEV_CONFIG__INIT;
-        Org__Lfedge__Eve__Config__UUIDandVersion id = ORG__LFEDGE__EVE__CONFIG__UUIDAND_VERSION__INIT;
-        Org__Lfedge__Eve__Config__BaseOS baseos = ORG__LFEDGE__EVE__CONFIG__BASE_OS__INIT;
-        Org__Lfedge__Eve__Common__CipherContext ctx = ORG__LFEDGE__EVE__COMMON__CIPHER_CONTEXT__INIT;
-        Org__Lfedge__Eve__Common__CipherContext *ctxp = &ctx;
-        Org__Lfedge__Eve__Config__ConfigItem items[64], *itemp[64];
-        Org__Lfedge__Eve__Config__DatastoreConfig ds[16], *dsp[16];
-        Org__Lfedge__Eve__Config__AppInstanceConfig apps[16], *appp[16];
-        Org__Lfedge__Eve__Config__NetworkConfig net = ORG__LFEDGE__EVE__CONFIG__NETWORK_CONFIG__INIT, *netp = &net;
-        Org__Lfedge__Eve__Config__WirelessConfig wl = ORG__LFEDGE__EVE__CONFIG__WIRELESS_CONFIG__INIT;
-        Org__Lfedge__Eve__Config__WifiConfig wifi[16], *wifip[16];
-        _cleanup_(config_parts_done) ConfigParts parts = {};
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        _cleanup_free_ char *version = NULL, *baseos_version = NULL, *ctx_id = NULL, *cchash = NULL;
-        _cleanup_free_ uint8_t *ecdh_pem = NULL;
-        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t dev_ecdh = NULL;
-        uint8_t key[EVC_SHA256_SIZE], dev_hash[EVC_SHA256_SIZE];
-        size_t ecdh_pem_size = 0, n_items = 0, n_ds = 0, n_apps = 0, n_wifi = 0;
-        char *texts[64 * 2 + 48] = {};
-        size_t n_texts = 0;
-        int r;
-
-        CLEANUP_ERASE(key);
-        r = evc_prepare(evc_db(e),
-                        "SELECT config_version, baseos_version, ecdh_pem FROM devices WHERE id = ?",
-                        &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, device_id);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return -ENOENT;
-        if (asprintf(&version, "%lld", (long long) sqlite3_column_int64(st, 0)) < 0)
-                return -ENOMEM;
-        baseos_version = evc_column_strdup(st, 1);
-        r = evc_column_blob(st, 2, &ecdh_pem, &ecdh_pem_size);
-        if (r < 0)
-                return r;
-        evc_stmt_release(TAKE_PTR(st));
-
-        id.uuid = (char *) uuid;
-        id.version = version;
-        c.id = &id;
-        {
-                uint8_t h[EVC_SHA256_SIZE];
-                uint8_t both[2 * EVC_SHA256_SIZE];
-                evc_sha256(e->signing_pem, e->signing_pem_size, both);
-                evc_sha256(e->ecdh_pem, e->ecdh_pem_size, both + EVC_SHA256_SIZE);
-                evc_sha256(both, sizeof both, h);
-                cchash = base64_encode(h, sizeof h);
-                if (!cchash)
-                        return -ENOMEM;
-                c.controllercert_confighash = cchash;
-        }
-        if (baseos_version) {
-                baseos.base_os_version = baseos_version;
-                baseos.activate = true;
-                c.baseos = &baseos;
-        }
-        if (baseos_only)
-                goto pack;
-
-        r = evc_prepare(evc_db(e),
-                        "SELECT key, value FROM config_items WHERE device_id = ? ORDER BY key",
-                        &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, device_id);
-        while (sqlite3_step(st) == SQLITE_ROW && n_items < ELEMENTSOF(items)) {
-                items[n_items] = (Org__Lfedge__Eve__Config__ConfigItem) ORG__LFEDGE__EVE__CONFIG__CONFIG_ITEM__INIT;
-                items[n_items].key = texts[n_texts++] = evc_column_strdup(st, 0);
-                items[n_items].value = texts[n_texts++] = evc_column_strdup(st, 1);
-                if (!items[n_items].key || !items[n_items].value) {
-                        r = -ENOMEM;
-                        goto finish;
-                }
-                itemp[n_items] = &items[n_items];
-                n_items++;
-        }
-        evc_stmt_release(TAKE_PTR(st));
-        c.n_configitems = n_items;
-        c.configitems = itemp;
-
-        /* Secrets: only when the device has sent its ECDH certificate. */
-        if (ecdh_pem) {
-                r = evc_load_crt_pem(ecdh_pem, ecdh_pem_size, &dev_ecdh);
-                if (r < 0)
-                        goto finish;
-                r = evc_ecdh_key(e->ecdh_key, dev_ecdh, key);
-                if (r < 0)
-                        goto finish;
-                evc_sha256(ecdh_pem, ecdh_pem_size, dev_hash);
-                ctx_id = hex_encode(e->ecdh_hash, 8);
-                if (!ctx_id) {
-                        r = -ENOMEM;
-                        goto finish;
-                }
-                {
-                        _cleanup_free_ char *dh = hex_encode(dev_hash, 8);
-                        char *t;
-                        if (!dh || asprintf(&t, "evc-%s-%s", ctx_id, dh) < 0) {
-                                r = -ENOMEM;
-                                goto finish;
-                        }
-                        free(ctx_id);
-                        ctx_id = t;
-                }
-                ctx.contextid = ctx_id;
-                ctx.hashscheme = ORG__LFEDGE__EVE__COMMON__HASH_ALGORITHM__HASH_ALGORITHM_SHA256_16BYTES;
-                ctx.keyexchangescheme = ORG__LFEDGE__EVE__COMMON__KEY_EXCHANGE_SCHEME__KEA_ECDH;
-                ctx.encryptionscheme = ORG__LFEDGE__EVE__COMMON__ENCRYPTION_SCHEME__SA_AES_256_CFB;
-                ctx.devicecerthash = (ProtobufCBinaryData) { .len = 16, .data = dev_hash };
-                ctx.controllercerthash = (ProtobufCBinaryData) { .len = 16, .data = e->ecdh_hash };
-                c.n_ciphercontexts = 1;
-                c.ciphercontexts = &ctxp;
-
-                r = evc_prepare(evc_db(e),
-                                "SELECT name, kind, sealed FROM secrets WHERE device_id = ? ORDER BY name",
-                                &st);
-                if (r < 0)
-                        goto finish;
-                sqlite3_bind_int64(st, 1, device_id);
-                while (sqlite3_step(st) == SQLITE_ROW && parts.n_blocks < 48) {
-                        Org__Lfedge__Eve__Common__EncryptionBlock eb =
-                                ORG__LFEDGE__EVE__COMMON__ENCRYPTION_BLOCK__INIT;
-                        _cleanup_(erase_and_freep) char *value = NULL;
-                        _cleanup_(eve_secret_freep) uint8_t *plain = NULL;
-                        const char *kind = (const char *) sqlite3_column_text(st, 1);
-                        char *name = texts[n_texts++] = evc_column_strdup(st, 0);
-                        Org__Lfedge__Eve__Common__CipherBlock *b = &parts.blocks[parts.n_blocks];
-                        size_t plain_size;
-
-                        if (!name || !kind) {
-                                r = -ENOMEM;
-                                goto finish;
-                        }
-                        r = evc_secret_unseal(e, sqlite3_column_blob(st, 2), (size_t) sqlite3_column_bytes(st, 2),
-                                              &value);
-                        if (r < 0) {
-                                value = NULL;
-                                log_error_errno(r, "Failed to unseal secret %s (wrong keys/db.key?): %m", name);
-                                goto finish;
-                        }
-                        if (streq(kind, "wifi"))
-                                eb.wifipassword = value;
-                        else if (streq(kind, "datastore"))
-                                eb.dspassword = value;
-                        else
-                                eb.protecteduserdata = value;
-                        r = PROTO_PACK_SECRET(&eb, &plain, &plain_size);
-                        /* value is secret memory from evc_aead_open: free it as such. */
-                        eve_secret_free(TAKE_PTR(value));
-                        if (r < 0)
-                                goto finish;
-                        r = evc_cipher_block_encrypt(key, ctx_id, plain, plain_size, b);
-                        if (r < 0)
-                                goto finish;
-                        parts.n_blocks++;
-                        if (streq(kind, "wifi") && n_wifi < ELEMENTSOF(wifi)) {
-                                wifi[n_wifi] = (Org__Lfedge__Eve__Config__WifiConfig)
-                                        ORG__LFEDGE__EVE__CONFIG__WIFI_CONFIG__INIT;
-                                wifi[n_wifi].wifissid = name;
-                                wifi[n_wifi].cipherdata = b;
-                                wifip[n_wifi] = &wifi[n_wifi];
-                                n_wifi++;
-                        } else if (streq(kind, "datastore") && n_ds < ELEMENTSOF(ds)) {
-                                ds[n_ds] = (Org__Lfedge__Eve__Config__DatastoreConfig)
-                                        ORG__LFEDGE__EVE__CONFIG__DATASTORE_CONFIG__INIT;
-                                ds[n_ds].id = name;
-                                ds[n_ds].cipherdata = b;
-                                dsp[n_ds] = &ds[n_ds];
-                                n_ds++;
-                        } else if (n_apps < ELEMENTSOF(apps)) {
-                                apps[n_apps] = (Org__Lfedge__Eve__Config__AppInstanceConfig)
-                                        ORG__LFEDGE__EVE__CONFIG__APP_INSTANCE_CONFIG__INIT;
-                                apps[n_apps].displayname = name;
-                                apps[n_apps].cipherdata = b;
-                                appp[n_apps] = &apps[n_apps];
-                                n_apps++;
-                        }
-                }
-                evc_stmt_release(TAKE_PTR(st));
-                c.n_datastores = n_ds;
-                c.datastores = dsp;
-                c.n_apps = n_apps;
-                c.apps = appp;
-                if (n_wifi > 0) {
-                        wl.n_wificfg = n_wifi;
-                        wl.wificfg = wifip;
-                        net.id = (char *) "wifi";
-                        net.wireless = &wl;
-                        c.n_networks = 1;
-                        c.networks = &netp;
-                }
-        }
-pack:
-        r = PROTO_PACK(&c, ret, ret_size);
-finish:
-        for (size_t i = 0; i < n_texts; i++)
-                free(texts[i]);
-        return r;
-}
-
-static unsigned handle_config(Evc *e, const char *uuid, const uint8_t *body, size_t n, EvcReply *reply) {
-        _cleanup_(proto_freep) Org__Lfedge__Eve__Auth__AuthContainer *ac = NULL;
-        _cleanup_(proto_freep) Org__Lfedge__Eve__Config__ConfigRequest *req = NULL;
-        _cleanup_(proto_freep) Org__Lfedge__Eve__Config__EdgeDevConfig *cfg = NULL;
-        Org__Lfedge__Eve__Config__ConfigResponse resp = ORG__LFEDGE__EVE__CONFIG__CONFIG_RESPONSE__INIT;
-        _cleanup_(evc_device_done) EvcDevice d = {};
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        _cleanup_free_ uint8_t *token = NULL, *packed = NULL;
-        _cleanup_free_ char *hash = NULL;
-        size_t token_size = 0, packed_size = 0;
-        bool baseos_only = false;
-        unsigned s;
-        int r;
-
-        s = evc_authenticate(e, body, n, uuid, &d, &ac, reply);
-        if (s)
-                return s;
-        if (PROTO_UNPACK(&org__lfedge__eve__config__config_request__descriptor, ac->protectedpayload->payload.data,
-                         ac->protectedpayload->payload.len, e->body_max, &req) < 0)
-                return evc_reject(reply, MHD_HTTP_BAD_REQUEST, "ConfigRequest does not parse");
-        if (d.revoked)
-                return evc_reject(reply, MHD_HTTP_FORBIDDEN, "device %s is revoked", d.uuid);
-
-        if (evc_prepare(evc_db(e),
-                        "SELECT itoken, config_cache, config_hash, baseos_version FROM devices WHERE id = ?",
-                        &st) < 0)
-                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
-        sqlite3_bind_int64(st, 1, d.id);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
-        if (evc_column_blob(st, 0, &token, &token_size) < 0)
-                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
-
-        if (streq(d.trust, "untrusted")) {
-                /* Untrusted: only the base-OS update part, if the admin pushed one; never secrets. */
-                if (sqlite3_column_type(st, 3) == SQLITE_NULL)
-                        return evc_reject(reply, MHD_HTTP_FORBIDDEN, "device %s is untrusted (PCRs changed)",
-                                          d.uuid);
-                baseos_only = true;
-        } else {
-                if (token_size != EVC_TOKEN_SIZE || req->integrity_token.len != EVC_TOKEN_SIZE ||
-                    !memeq_secure(token, req->integrity_token.data, EVC_TOKEN_SIZE))
-                        return evc_reject(reply, MHD_HTTP_FORBIDDEN, "device %s: missing or stale integrity token",
-                                          d.uuid);
-                if (sqlite3_column_type(st, 1) != SQLITE_NULL && sqlite3_column_type(st, 2) != SQLITE_NULL) {
-                        if (evc_column_blob(st, 1, &packed, &packed_size) < 0 ||
-                            !(hash = evc_column_strdup(st, 2)))
-                                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
-                }
-        }
-        evc_stmt_release(TAKE_PTR(st));
-
-        if (!packed) {
-                uint8_t h[EVC_SHA256_SIZE];
-
-                r = config_build(e, d.id, d.uuid, baseos_only, &packed, &packed_size);
-                if (r < 0)
-                        return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "failed to build config: %s",
-                                          strerror(-r));
-                evc_sha256(packed, packed_size, h);
-                hash = hex_encode(h, sizeof h);
-                if (!hash)
-                        return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
-                if (!baseos_only) {
-                        /* Cached, so the hash (and the IVs) stay the same until something changes. */
-                        if (evc_tx_begin_sync(evc_db(e), EVC_SYNC_NORMAL) < 0)
-                                return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store busy");
-                        if (evc_prepare(evc_db(e),
-                                        "UPDATE devices SET config_cache = ?, config_hash = ? WHERE id = ?",
-                                        &st) < 0)
-                                goto fail;
-                        sqlite3_bind_blob(st, 1, packed, (int) packed_size, SQLITE_TRANSIENT);
-                        sqlite3_bind_text(st, 2, hash, -1, SQLITE_TRANSIENT);
-                        sqlite3_bind_int64(st, 3, d.id);
-                        if (evc_step_done(evc_db(e), st) < 0 || evc_tx_commit(evc_db(e)) < 0)
-                                goto fail;
-                }
-        }
-        if (streq_ptr(req->confighash, hash))
-                return reply->status = MHD_HTTP_NOT_MODIFIED;
-
-        if (PROTO_UNPACK(&org__lfedge__eve__config__edge_dev_config__descriptor, packed, packed_size, SIZE_MAX,
-                         &cfg) < 0)
-                return evc_reject(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "cached config does not parse");
-        resp.config = cfg;
-        resp.confighash = hash;
-        if (evc_reply_signed(e, MHD_HTTP_OK, &resp.base, reply) < 0)
-                return evc_reject(reply, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed to sign");
-        return reply->status;
-fail:
-        evc_tx_rollback(evc_db(e));
-        return evc_reject(reply, MHD_HTTP_SERVICE_UNAVAILABLE, "store failure");
-}
-
 /* ---- HTTP plumbing ---- */
 
 typedef struct Request {
@@ -730,13 +500,23 @@ typedef struct Request {
         bool too_large;
 } Request;
 
-static enum MHD_Result queue(struct MHD_Connection *c, const EvcReply *r) {
+static void secret_free(void *p) {
+        eve_secret_free(p);
+}
+
+/* Hands the body to libmicrohttpd (no copy), which frees it, wiping it first when it is secret. */
+static enum MHD_Result queue(struct MHD_Connection *c, EvcReply *r) {
         struct MHD_Response *resp;
         enum MHD_Result k;
 
-        resp = MHD_create_response_from_buffer(r->size, r->body ?: (void *) "", MHD_RESPMEM_MUST_COPY);
+        if (r->body)
+                resp = MHD_create_response_from_buffer_with_free_callback(
+                                r->size, r->body, r->secret ? secret_free : free);
+        else
+                resp = MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT);
         if (!resp)
-                return MHD_NO;
+                return MHD_NO; /* r still owns the body */
+        r->body = NULL;
         if (r->size > 0)
                 (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE);
         k = MHD_queue_response(c, r->status ?: MHD_HTTP_INTERNAL_SERVER_ERROR, resp);
@@ -782,7 +562,7 @@ static void route(Evc *e, const char *url, const char *method, const uint8_t *bo
                 if (streq(action, "attest"))
                         evc_handle_attest(e, uuid, body, n, reply);
                 else if (streq(action, "config"))
-                        handle_config(e, uuid, body, n, reply);
+                        evc_handle_config(e, uuid, body, n, reply);
                 else if (streq(action, "info"))
                         handle_info(e, uuid, body, n, reply);
                 else

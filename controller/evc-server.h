@@ -11,11 +11,14 @@ typedef struct EvcReply {
         unsigned status;
         uint8_t *body; /* packed AuthContainer, or NULL */
         size_t size;
+        bool secret; /* body carries cleartext secrets: secret memory (eve_secret_alloc), wiped when freed */
 } EvcReply;
 
 void evc_reply_done(EvcReply *r);
-/* Wraps msg in an AuthContainer signed with the controller signing key. */
+/* Wraps msg in an AuthContainer signed with the current controller signing key. */
 int evc_reply_signed(Evc *e, unsigned status, const ProtobufCMessage *msg, EvcReply *ret);
+/* The same for an already packed payload that carries cleartext secrets (the reply is secret). */
+int evc_reply_signed_secret(Evc *e, unsigned status, const uint8_t *payload, size_t n, EvcReply *ret);
 /* Logs the reason and sets the status; returns status. */
 unsigned evc_reject(EvcReply *reply, unsigned status, const char *fmt, ...) _printf_(3, 4);
 

@@ -85,6 +85,25 @@ static const char *const migrations[] = {
         ");",
         /* 2 → 3: attestation nonces live in memory (evc-nonce.c). */
         "DROP TABLE nonces;",
+        /* 3 → 4: controller key pairs in the database, rotation, per-device ECDH pairs, cleartext fallback.
+         */
+        "CREATE TABLE ckeys ("
+        "  id INTEGER PRIMARY KEY,"
+        "  kind TEXT NOT NULL,"                                         /* signing | ecdh */
+        "  device_id INTEGER REFERENCES devices(id) ON DELETE CASCADE," /* NULL: shared */
+        "  cert_pem TEXT NOT NULL,"
+        "  cert_hash BLOB NOT NULL," /* SHA-256 of cert_pem; certHash = the first 16 bytes */
+        "  key_sealed BLOB,"         /* AES-256-GCM under keys/db.key; NULL once retired */
+        "  created INTEGER NOT NULL,"
+        "  retired INTEGER" /* NULL: current */
+        ");"
+        "CREATE INDEX ckeys_device ON ckeys (device_id);"
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO settings VALUES ('keys_epoch', '1'), ('ecdh_scope', 'shared');"
+        "ALTER TABLE devices ADD COLUMN config_ecdh INTEGER;" /* ckeys.id the cached config names */
+        "ALTER TABLE devices ADD COLUMN ecdh_in_use INTEGER;" /* …and the config last delivered */
+        "ALTER TABLE devices ADD COLUMN cleartext_fallback INTEGER NOT NULL DEFAULT 0;"
+        "UPDATE devices SET config_cache = NULL, config_hash = NULL;",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == EVC_SCHEMA_VERSION, "one migration per schema version");

@@ -9,6 +9,7 @@
 #include "certs.pb-c.h"
 #include "encoding.h"
 #include "evc-attest.h"
+#include "evc-keys.h"
 #include "evc-server.h"
 #include "evc-share.h"
 #include "evetrust.pb-c.h"
@@ -477,23 +478,22 @@ static int release_load(Evc *e, const EvcDevice *d, Release *rel) {
 /* Seals every share to the device's ECDH certificate and fills rel->keys. A share that cannot be sealed (no
  * ECDH certificate, a row that does not open) is left out with a warning; the vault then stays locked. */
 static int release_seal(Evc *e, const EvcDevice *d, Release *rel, size_t *ret_n_keys) {
-        uint8_t k[EVC_SHA256_SIZE];
+        _cleanup_(evc_keys_unrefp) EvcKeys *keys = NULL;
+        EvcDeviceEcdh dh = {};
         size_t n = 0;
         int r;
 
-        CLEANUP_ERASE(k);
+        CLEANUP_ERASE(dh);
         for (size_t i = 0; i < rel->n_escrow; i++)
                 rel->keys[n++] = rel->escrow[i];
-        if (rel->n_shares > 0) {
-                if (!rel->ecdh_pem ||
-                    evc_ecdh_device(e, e->ecdh_key, e->ecdh_hash, rel->ecdh_pem, rel->ecdh_pem_size, k) <
-                                    0) {
-                        log_warning("Device %s has %zu controller share(s) but no usable ECDH certificate: "
-                                    "none released.",
-                                    d->uuid,
-                                    rel->n_shares);
-                        goto done;
-                }
+        if (rel->n_shares > 0 &&
+            (!rel->ecdh_pem || evc_keys_get(e, &keys) < 0 ||
+             evc_keys_device_ecdh(e, keys, d->id, rel->ecdh_pem, rel->ecdh_pem_size, &dh) < 0)) {
+                log_warning("Device %s has %zu controller share(s) but no usable ECDH certificate: none "
+                            "released.",
+                            d->uuid,
+                            rel->n_shares);
+                goto done;
         }
         for (size_t i = 0; i < rel->n_shares; i++) {
                 _cleanup_(eve_secret_freep) uint8_t *share = NULL;
@@ -517,8 +517,9 @@ static int release_seal(Evc *e, const EvcDevice *d, Release *rel, size_t *ret_n_
                 *w = (Org__Lfedge__Eve__Attest__AttestVolumeKey)
                                 ORG__LFEDGE__EVE__ATTEST__ATTEST_VOLUME_KEY__INIT;
                 w->key_type = (Org__Lfedge__Eve__Attest__AttestVolumeKeyType) KT_SHARE;
+                /* Sealed to the device's ECDH pair: controller_cert_hash names its certificate in /certs. */
                 r = evc_share_seal_wire(
-                                k, e->ecdh_hash, rel->shares[i].vault, share, &w->key.data, &w->key.len);
+                                dh.k, dh.hash, rel->shares[i].vault, share, &w->key.data, &w->key.len);
                 if (r < 0)
                         return r;
                 rel->keys[n++] = w;

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* evc: the reference controller. One binary: "evc serve" runs the HTTPS API, every other verb administers the
  * same SQLite store (tables for people, --json for programs). */
+#include "evc.h"
+
 #include <json-c/json.h>
 #include <time.h>
 
 #include "encoding.h"
-#include "evc.h"
+#include "evc-keys.h"
 #include "info.pb-c.h"
 #include "log.h"
 #include "main-func.h"
@@ -22,6 +24,7 @@ static const char *arg_serial = NULL;
 static const char *arg_kind = NULL;
 static const char *arg_value = NULL;
 static const char *arg_baseos = NULL;
+static const char *arg_device = NULL;
 static const char *arg_pcrs[PCR_ARGS_MAX];
 static size_t arg_n_pcrs = 0;
 static unsigned arg_nonce_ttl_ms = EVC_NONCE_TTL_DEFAULT_MS;
@@ -68,7 +71,8 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
 static int parse_argv(int argc, char **argv, char ***ret_pos, size_t *ret_n) {
         static const char *const with_value[] = { "--dir",    "--listen",    "--port-file", "--cert",
                                                   "--serial", "--kind",      "--value",     "--baseos",
-                                                  "--pcr",    "--nonce-ttl", "--body-max",  "--threads" };
+                                                  "--pcr",    "--nonce-ttl", "--body-max",  "--threads",
+                                                  "--device" };
         char **pos = calloc((size_t) argc + 1, sizeof(char *));
         size_t n = 0;
 
@@ -118,6 +122,8 @@ static int parse_argv(int argc, char **argv, char ***ret_pos, size_t *ret_n) {
                         arg_value = v;
                 else if (streq(a, "--baseos"))
                         arg_baseos = v;
+                else if (streq(a, "--device"))
+                        arg_device = v;
                 else if (streq(a, "--pcr")) {
                         if (arg_n_pcrs >= PCR_ARGS_MAX) {
                                 free(pos);
@@ -199,11 +205,16 @@ static int device_add(Evc *e) {
         return 0;
 }
 
-#define DEVICE_COLS                                                                                           \
-        "id, uuid, serial, registered, revoked, trust, trust_reason, last_attest, last_result, lower(hex(cert_hash)), " \
-        "ecdh_pem IS NOT NULL, attest_pem IS NOT NULL, certs_locked, info_time, location_lock, baseos_version, "  \
-        "(SELECT count(*) FROM escrow WHERE device_id = devices.id), "                                        \
-        "(SELECT count(*) FROM secrets WHERE device_id = devices.id), itoken IS NOT NULL"
+#define DEVICE_COLS                                                                              \
+        "id, uuid, serial, registered, revoked, trust, trust_reason, last_attest, last_result, " \
+        "lower(hex(cert_hash)), "                                                                \
+        "ecdh_pem IS NOT NULL, attest_pem IS NOT NULL, certs_locked, info_time, location_lock, " \
+        "baseos_version, "                                                                       \
+        "(SELECT count(*) FROM escrow WHERE device_id = devices.id), "                           \
+        "(SELECT count(*) FROM secrets WHERE device_id = devices.id), itoken IS NOT NULL, "      \
+        "cleartext_fallback, "                                                                   \
+        "(SELECT lower(hex(substr(cert_hash, 1, 16))) FROM ckeys WHERE id = devices.ecdh_in_use)"
+#define DEVICE_COL_INFO 21
 
 static json_object *device_json(sqlite3_stmt *st) {
         json_object *o = json_object_new_object();
@@ -226,6 +237,9 @@ static json_object *device_json(sqlite3_stmt *st) {
         json_object_object_add(o, "escrowed_keys", json_object_new_int64(sqlite3_column_int64(st, 16)));
         json_object_object_add(o, "secrets", json_object_new_int64(sqlite3_column_int64(st, 17)));
         json_object_object_add(o, "has_integrity_token", json_object_new_boolean(sqlite3_column_int(st, 18)));
+        json_object_object_add(o, "cleartext_fallback", json_object_new_boolean(sqlite3_column_int(st, 19)));
+        json_object_object_add(
+                        o, "controller_ecdh_in_use", jstr((const char *) sqlite3_column_text(st, 20)));
         return o;
 }
 
@@ -337,7 +351,7 @@ static int device_show(Evc *e, const char *what) {
                 return -ENOENT;
         if (arg_json) {
                 json_object *o = device_json(st);
-                print_info(st, 19, o);
+                print_info(st, DEVICE_COL_INFO, o);
                 r = print_shares(e, id, o);
                 if (r < 0) {
                         json_object_put(o);
@@ -358,7 +372,10 @@ static int device_show(Evc *e, const char *what) {
                sqlite3_column_int(st, 18) ? "issued" : "none", (long long) sqlite3_column_int64(st, 16),
                (long long) sqlite3_column_int64(st, 17), sqlite3_column_int(st, 14) ? "on" : "off", col(st, 15),
                fmt_time(sqlite3_column_int64(st, 13), tb2));
-        print_info(st, 19, NULL);
+        printf("  cleartext fallback: %s   controller ECDH certificate its config names: %s\n",
+               sqlite3_column_int(st, 19) ? "on" : "off",
+               col(st, 20));
+        print_info(st, DEVICE_COL_INFO, NULL);
         return print_shares(e, id, NULL);
 }
 
@@ -688,8 +705,25 @@ static int verb_secret(Evc *e, char **pos, size_t n) {
         int64_t id;
         int r;
 
+        if (n >= 2 && streq(pos[1], "cleartext-fallback")) {
+                if (n < 4 || (!streq(pos[2], "on") && !streq(pos[2], "off")))
+                        return log_error_errno(EINVAL, "Usage: evc secret cleartext-fallback on|off DEV");
+                id = evc_device_find(e, pos[3]);
+                if (id < 0)
+                        return (int) id;
+                return device_update(
+                                e,
+                                id,
+                                streq(pos[2], "on")
+                                                ? "UPDATE devices SET cleartext_fallback = 1 WHERE id = ?1"
+                                                : "UPDATE devices SET cleartext_fallback = 0 WHERE id = ?1",
+                                streq(pos[2], "on") ? "cleartext fallback on" : "cleartext fallback off");
+        }
         if (n < 3)
-                return log_error_errno(EINVAL, "Usage: evc secret set DEV NAME --kind K --value V | list DEV");
+                return log_error_errno(
+                                EINVAL,
+                                "Usage: evc secret set DEV NAME --kind K --value V | list DEV | "
+                                "cleartext-fallback on|off DEV");
         id = evc_device_find(e, pos[2]);
         if (id < 0)
                 return (int) id;
@@ -790,6 +824,87 @@ fail:
         return r;
 }
 
+/* ---- controller keys ---- */
+
+static int keys_list(Evc *e) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        json_object *arr = arg_json ? json_object_new_array() : NULL;
+        char tb[32];
+        int r;
+
+        r = evc_prepare(e->store,
+                        "SELECT k.id, k.kind, coalesce(d.uuid, 'shared'), lower(hex(substr(k.cert_hash, 1, "
+                        "16))), "
+                        "k.created, CASE WHEN k.retired IS NULL THEN 'current' "
+                        "WHEN EXISTS (SELECT 1 FROM devices x WHERE x.ecdh_in_use = k.id AND x.revoked = 0) "
+                        "THEN 'retired, still served' ELSE 'retired' END "
+                        "FROM ckeys k LEFT JOIN devices d ON d.id = k.device_id ORDER BY k.kind DESC, k.id",
+                        &st);
+        if (r < 0)
+                return r;
+        if (!arr)
+                printf("%-4s  %-7s  %-36s  %-32s  %-20s  %s\n",
+                       "ID",
+                       "KIND",
+                       "FOR",
+                       "CERTHASH",
+                       "CREATED",
+                       "STATE");
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                if (arr) {
+                        json_object *o = json_object_new_object();
+                        json_object_object_add(o, "id", json_object_new_int64(sqlite3_column_int64(st, 0)));
+                        json_object_object_add(o, "kind", jstr(col(st, 1)));
+                        json_object_object_add(o, "for", jstr(col(st, 2)));
+                        json_object_object_add(o, "cert_hash", jstr(col(st, 3)));
+                        json_object_object_add(
+                                        o, "created", json_object_new_int64(sqlite3_column_int64(st, 4)));
+                        json_object_object_add(o, "state", jstr(col(st, 5)));
+                        json_object_array_add(arr, o);
+                } else
+                        printf("%-4lld  %-7s  %-36s  %-32s  %-20s  %s\n",
+                               (long long) sqlite3_column_int64(st, 0),
+                               col(st, 1),
+                               col(st, 2),
+                               col(st, 3),
+                               fmt_time(sqlite3_column_int64(st, 4), tb),
+                               col(st, 5));
+        }
+        return arr ? print_json(arr) : 0;
+}
+
+static int verb_keys(Evc *e, char **pos, size_t n) {
+        int64_t device_id = 0;
+        int r;
+
+        if (n >= 2 && streq(pos[1], "list"))
+                return keys_list(e);
+        if (n >= 3 && streq(pos[1], "ecdh-scope") &&
+            (streq(pos[2], "shared") || streq(pos[2], "per-device"))) {
+                r = evc_keys_set_scope(e, streq(pos[2], "per-device"));
+                if (r >= 0 && !arg_json)
+                        printf("ECDH scope: %s. Affected devices get a new config hash.\n", pos[2]);
+                return r;
+        }
+        if (n < 3 || !streq(pos[1], "rotate") || (!streq(pos[2], "signing") && !streq(pos[2], "ecdh")))
+                return log_error_errno(
+                                EINVAL,
+                                "Usage: evc keys list | rotate signing | rotate ecdh [--device DEV] | "
+                                "ecdh-scope shared|per-device");
+        if (arg_device) {
+                device_id = evc_device_find(e, arg_device);
+                if (device_id < 0)
+                        return (int) device_id;
+        }
+        r = evc_keys_rotate(e, pos[2], device_id);
+        if (r >= 0 && !arg_json)
+                printf("New %s key in use; the old private key is destroyed, its certificate stays in "
+                       "/certs while a "
+                       "device's config names it.\n",
+                       pos[2]);
+        return r;
+}
+
 static int verb_location_lock(Evc *e, char **pos, size_t n) {
         int64_t id;
 
@@ -850,6 +965,8 @@ static int run(int argc, char **argv) {
                 return verb_location_lock(e, pos, n);
         if (streq(pos[0], "share"))
                 return verb_share(e, pos, n);
+        if (streq(pos[0], "keys"))
+                return verb_keys(e, pos, n);
         return log_error_errno(EINVAL, "Unknown command \"%s\" (see --help).", pos[0]);
 }
 

@@ -51,12 +51,11 @@ typedef struct Evc {
                                                    holder */
         pthread_mutex_t ecdh_lock;
         EvcEcdhSlot *ecdh_cache; /* EVC_ECDH_CACHE_SLOTS, secret memory */
-        gnutls_x509_crt_t root_crt, signing_crt, ecdh_crt;
-        gnutls_x509_privkey_t signing_key, ecdh_key;
-        uint8_t *signing_pem, *ecdh_pem, *tls_pem, *tls_key_pem;
-        size_t signing_pem_size, ecdh_pem_size, tls_pem_size, tls_key_pem_size;
-        uint8_t signing_hash[EVC_SHA256_SIZE]; /* SHA-256 of signing.pem: our AuthContainer sender hash */
-        uint8_t ecdh_hash[16];                 /* certHash of our ECDH ZCert */
+        gnutls_x509_crt_t root_crt;
+        uint8_t *tls_pem, *tls_key_pem;
+        size_t tls_pem_size, tls_key_pem_size;
+        pthread_mutex_t keys_lock;
+        struct EvcKeys *keys;                  /* the current signing and shared ECDH pairs (evc-keys.h) */
         uint8_t *db_key;                       /* 32 bytes, secret memory: seals secrets in the store */
         unsigned nonce_ttl_ms;
         size_t body_max;

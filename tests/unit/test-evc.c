@@ -7,11 +7,13 @@
 #include <nettle/ecc.h>
 #include <nettle/gcm.h>
 #include <nettle/sha2.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "evc-attest.h"
 #include "evc-cipher.h"
 #include "evc-crypto.h"
+#include "evc-keys.h"
 #include "evc-nonce.h"
 #include "evc-share.h"
 #include "evc-store.h"
@@ -602,6 +604,81 @@ TEST(nonces_are_single_use_per_device_and_expire) {
         ASSERT_OK(evc_nonce_issue(&t, 10, 60000, a));
         ASSERT_EQ(evc_nonce_take(&t, 10, a, sizeof a), EVC_NONCE_OK);
         evc_nonces_done(&t);
+}
+
+/* ---- controller keys ---- */
+
+static void write_bytes(const char *dir, const char *rel, const void *p, size_t n) {
+        _cleanup_free_ char *path = NULL;
+        ASSERT_OK(asprintf(&path, "%s/%s", dir, rel));
+        ASSERT_OK(evc_write_file(path, p, n, 0600));
+}
+
+static char *path_in(const char *dir, const char *rel) {
+        char *p;
+        ASSERT_OK(asprintf(&p, "%s/%s", dir, rel));
+        return p;
+}
+
+/* A directory made by an evc that kept the signing and ECDH pairs in certs/ and keys/: the pairs move into
+ * the database (sealed), the files go, and the certificates served are the same. */
+TEST(keys_from_an_older_directory_are_imported) {
+        _cleanup_free_ char *dir = NULL, *rc = NULL, *rk = NULL, *sc = NULL, *sk = NULL, *ec = NULL,
+                            *ek = NULL, *tc = NULL, *tk = NULL, *certs = NULL, *keys = NULL;
+        _cleanup_free_ uint8_t *signing_pem = NULL, *ecdh_pem = NULL;
+        gnutls_x509_crt_t root;
+        gnutls_x509_privkey_t root_key;
+        size_t n1, n2;
+        uint8_t dbk[32], h[32];
+        Evc *e = NULL;
+        EvcKeys *k = NULL;
+
+        ASSERT_OK(asprintf(&dir, "%s/old", test_tmpdir()));
+        certs = path_in(dir, "certs");
+        keys = path_in(dir, "keys");
+        ASSERT_OK(mkdir(dir, 0755));
+        ASSERT_OK(mkdir(certs, 0755));
+        ASSERT_OK(mkdir(keys, 0700));
+        rc = path_in(dir, "certs/root.pem");
+        rk = path_in(dir, "keys/root-key.pem");
+        sc = path_in(dir, "certs/signing.pem");
+        sk = path_in(dir, "keys/signing-key.pem");
+        ec = path_in(dir, "certs/ecdh.pem");
+        ek = path_in(dir, "keys/ecdh-key.pem");
+        tc = path_in(dir, "certs/server.pem");
+        tk = path_in(dir, "keys/server-key.pem");
+        ASSERT_OK(evc_generate_cert(EVC_CERT_ROOT, "root", NULL, NULL, rc, rk, &root, &root_key));
+        ASSERT_OK(evc_generate_cert(EVC_CERT_SIGNING, "signing", root, root_key, sc, sk, NULL, NULL));
+        ASSERT_OK(evc_generate_cert(EVC_CERT_ECDH, "ecdh", root, root_key, ec, ek, NULL, NULL));
+        ASSERT_OK(evc_generate_cert(EVC_CERT_TLS, "localhost", root, root_key, tc, tk, NULL, NULL));
+        memset(dbk, 0x42, sizeof dbk);
+        write_bytes(dir, "keys/db.key", dbk, sizeof dbk);
+        ASSERT_OK(evc_read_file(sc, &signing_pem, &n1));
+        ASSERT_OK(evc_read_file(ec, &ecdh_pem, &n2));
+
+        ASSERT_OK(evc_load(dir, &e));
+        ASSERT_OK(evc_keys_get(e, &k));
+        sha256(signing_pem, n1, h);
+        ASSERT_MEMEQ(k->signing.hash, 32, h, 32);
+        sha256(ecdh_pem, n2, h);
+        ASSERT_MEMEQ(k->ecdh.hash, 32, h, 32);
+        ASSERT_NOT_NULL(k->signing.key);
+        ASSERT_NOT_NULL(k->ecdh.key);
+        ASSERT_FALSE(k->per_device);
+        /* No private key is left in the clear. */
+        ASSERT_TRUE(access(sk, F_OK) < 0 && errno == ENOENT);
+        ASSERT_TRUE(access(ek, F_OK) < 0 && errno == ENOENT);
+        evc_keys_unref(k);
+        k = NULL;
+        e = evc_free(e);
+        /* Loading again changes nothing. */
+        ASSERT_OK(evc_load(dir, &e));
+        ASSERT_OK(evc_keys_get(e, &k));
+        ASSERT_MEMEQ(k->ecdh.hash, 32, h, 32);
+        evc_keys_unref(k);
+        evc_free(e);
+        gnutls_x509_crt_deinit(root);
+        gnutls_x509_privkey_deinit(root_key);
 }
 
 TEST(store_migrates_once_and_refuses_a_newer_schema) {

@@ -11,6 +11,7 @@
 #include <pwd.h>
 #include <sched.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -615,6 +616,95 @@ TEST(list_secrets_never_shows_values) {
                 found++;
         }
         ASSERT_EQ(found, 1);
+}
+
+/* Runs evectl ARGS… (as user when not NULL, through setpriv); returns the exit status, stdout in *out. */
+static int evectl(const char *user, char **out, ...) {
+        _cleanup_free_ char *exe = build_path("services/evectl/evectl"), *ruid = NULL;
+        char *argv[16];
+        size_t n = 0;
+        const char *a;
+        va_list ap;
+
+        if (user) {
+                ASSERT_OK(asprintf(&ruid, "--reuid=%s", user));
+                argv[n++] = (char *) "setpriv";
+                argv[n++] = ruid;
+                argv[n++] = (char *) "--regid=nogroup";
+                argv[n++] = (char *) "--clear-groups";
+        }
+        argv[n++] = exe;
+        va_start(ap, out);
+        while ((a = va_arg(ap, const char *)) && n < 15)
+                argv[n++] = (char *) a;
+        va_end(ap);
+        argv[n] = NULL;
+        return test_run(argv, out);
+}
+#define EVECTL(user, out, ...) evectl(user, out, __VA_ARGS__, NULL)
+
+TEST(evectl_secret_and_config) {
+        Env *e = env_new(true);
+        _cleanup_free_ char *out = NULL;
+        json_object *o, *v;
+
+        secret_set(e, "office", "wifi", WIFI_VALUE);
+        secret_set(e, "store1", "datastore", DS_VALUE);
+        acl(e, "[Secret wifi.office]\nAllowUser=root\n");
+        vault_new("Locked");
+        configd_start(e, NULL);
+        wait_prop(e, "LastFetchResult", "updated", 20000);
+
+        /* Anyone lists names, kinds and readers; never a value. */
+        ASSERT_EQ(EVECTL("nobody", &out, "secret", "list"), 0);
+        ASSERT_NOT_NULL(strstr(out, "wifi.office"));
+        ASSERT_NOT_NULL(strstr(out, "datastore.store1"));
+        ASSERT_NOT_NULL(strstr(out, "eve-downloader.service"));
+        ASSERT_NOT_NULL(strstr(out, "uid 0"));
+        ASSERT_NULL(strstr(out, "correct horse"));
+        ASSERT_NULL(strstr(out, "s3cr3t"));
+        out = mfree(out);
+
+        /* The value alone, for a pipe; FIELD and --json too. */
+        ASSERT_EQ(EVECTL(NULL, &out, "secret", "get", "wifi.office"), 0);
+        ASSERT_STREQ(out, WIFI_VALUE "\n");
+        out = mfree(out);
+        ASSERT_EQ(EVECTL(NULL, &out, "secret", "get", "wifi.office", "wifiPassword"), 0);
+        ASSERT_STREQ(out, WIFI_VALUE "\n");
+        out = mfree(out);
+        ASSERT_EQ(EVECTL(NULL, &out, "--json", "secret", "get", "wifi.office"), 0);
+        o = json_tokener_parse(out);
+        ASSERT_NOT_NULL(o);
+        ASSERT_TRUE(json_object_object_get_ex(o, "wifiPassword", &v));
+        ASSERT_STREQ(json_object_get_string(v), WIFI_VALUE);
+        json_object_put(o);
+        out = mfree(out);
+        /* Not on the ACL: refused, nothing printed. */
+        ASSERT_NE(EVECTL("nobody", &out, "secret", "get", "wifi.office"), 0);
+        ASSERT_STREQ(out, "");
+        out = mfree(out);
+        ASSERT_NE(EVECTL(NULL, &out, "secret", "get", "datastore.store1"), 0);
+        ASSERT_STREQ(out, "");
+        out = mfree(out);
+
+        /* config status, for people and as JSON; refresh needs root. */
+        ASSERT_EQ(EVECTL("nobody", &out, "config", "status"), 0);
+        ASSERT_NOT_NULL(strstr(out, "memory only"));
+        ASSERT_NOT_NULL(strstr(out, "Decrypted:"));
+        out = mfree(out);
+        ASSERT_EQ(EVECTL(NULL, &out, "--json", "config", "status"), 0);
+        o = json_tokener_parse(out);
+        ASSERT_NOT_NULL(o);
+        ASSERT_EQ(json_int(o, "Secrets"), 2);
+        ASSERT_EQ(json_int(o, "CipherSuccesses"), 3);
+        ASSERT_FALSE(json_get_bool(o, "Stored"));
+        ASSERT_STREQ(json_str(o, "Origin"), "controller");
+        json_object_put(o);
+        out = mfree(out);
+        ASSERT_EQ(EVECTL(NULL, &out, "config", "refresh"), 0);
+        ASSERT_STREQ(out, "Configuration fetched: not-modified.\n");
+        out = mfree(out);
+        ASSERT_NE(EVECTL("nobody", &out, "config", "refresh"), 0);
 }
 
 /* The controller withdraws the token (it does after any failed quote): the next fetch gets 403, configd asks

@@ -1078,6 +1078,13 @@ static int
 
 /* ---- unlock ---- */
 
+/* A vault created for a key source that needs the controller, before its share arrived: its TPM key is
+ * provisional (no file system, no data, no escrow); it is not opened with it. */
+static bool is_provisional(const EveVaultToken *t) {
+        return t->rotation == ROTATION_REQUESTED && key_source_needs_controller(t->new_key_source) &&
+                        !t->has_filesystem;
+}
+
 static UnlockMethod method_of(const EveVaultToken *t, const KeyParts *k) {
         if (k->from_escrow || !key_source_needs_tpm(t->key_source))
                 return UNLOCK_CONTROLLER;
@@ -1169,7 +1176,7 @@ int vault_unlock(Tpm2Context *c, const char *image, const VaultRequest *req, Vau
                 if (r < 0)
                         return r;
                 ret->key_method = method_of(t, &k);
-        } else if (key_source_needs_tpm(t->key_source) &&
+        } else if (key_source_needs_tpm(t->key_source) && !is_provisional(t) &&
                    (req->escrow_always || t->escrow != ESCROW_CONFIRMED)) {
                 /* Escrow again whenever the controller may not hold the current key (or vaultd asks). */
                 r = escrow_wrap(c, k.tpm_part, &ret->escrow_blob, &ret->escrow_blob_size);
@@ -1187,8 +1194,8 @@ int vault_unlock(Tpm2Context *c, const char *image, const VaultRequest *req, Vau
 
         /* A vault waiting for the controller's share before its first use is not opened with its provisional
          * key: nothing is written in it until its key source is in place. */
-        if (t->rotation == ROTATION_REQUESTED && key_source_needs_controller(t->new_key_source) &&
-            !t->has_filesystem)
+        if (is_provisional(t)) {
+                ret->key_method = UNLOCK_NONE;
                 return set_reason(
                                 ret,
                                 0,
@@ -1196,6 +1203,7 @@ int vault_unlock(Tpm2Context *c, const char *image, const VaultRequest *req, Vau
                                 "locked: waiting for the controller's share before first use (key source "
                                 "%s)",
                                 source_str(t->new_key_source));
+        }
         return activate(cd, eve_id, t, req, k.keyslot, k.secret, ret);
 }
 

@@ -72,17 +72,21 @@ int vault_share_open_with(
                 const char **ret_reason) {
 
         _cleanup_secret_ uint8_t *share = NULL;
+        _cleanup_free_ char *ad = NULL;
         struct gcm_aes256_ctx gcm;
         uint8_t tag[VAULT_SHARE_TAG_SIZE];
         CLEANUP_ERASE(gcm);
+
+        if (asprintf(&ad, VAULT_SHARE_AD_PREFIX "%s", s->vault_uuid) < 0)
+                return -ENOMEM;
 
         share = eve_secret_alloc(VAULT_SHARE_SIZE);
         if (!share)
                 return -ENOMEM;
         gcm_aes256_set_key(&gcm, k);
         gcm_aes256_set_iv(&gcm, sizeof(s->nonce), s->nonce);
-        gcm_aes256_update(&gcm, strlen(VAULT_SHARE_AD_PREFIX), (const uint8_t *) VAULT_SHARE_AD_PREFIX);
-        gcm_aes256_update(&gcm, strlen(s->vault_uuid), (const uint8_t *) s->vault_uuid);
+        /* One update: nettle wants every AD chunk but the last to be a multiple of the block size. */
+        gcm_aes256_update(&gcm, strlen(ad), (const uint8_t *) ad);
         gcm_aes256_decrypt(&gcm, VAULT_SHARE_SIZE, share, s->sealed);
         gcm_aes256_digest(&gcm, sizeof(tag), tag);
         if (!memeq_secure(tag, s->sealed + VAULT_SHARE_SIZE, sizeof(tag))) {

@@ -240,9 +240,18 @@ static void spawn(VaultDaemon *d) {
         for (unsigned i = 0; i < 1000 && !name_owned(); i++)
                 sleep_ms(10);
         ASSERT_TRUE(name_owned());
-        /* The default vaults' first unlock (after creating them on a first start). */
+        /* Every vault's first unlock (after creating the default ones on a first start). */
         vt_wait_op("config", "unlock", 0);
         vt_wait_op("image", "unlock", 0);
+        {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                const char *name, *uuid, *state, *path;
+
+                ASSERT_OK(vt_call(VT_MANAGER, VT_MANAGER_IFACE, "ListVaults", NULL, &reply, NULL));
+                ASSERT_OK(sd_bus_message_enter_container(reply, 'a', "(ssso)"));
+                while (ASSERT_OK(sd_bus_message_read(reply, "(ssso)", &name, &uuid, &state, &path)) > 0)
+                        vt_wait_op(name, "unlock", 0);
+        }
 }
 
 VaultDaemon *vt_daemon_start(Swtpm *t, const char *root, const char *crash_at) {

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -695,6 +696,23 @@ void manager_update_status(Manager *m) {
         (void) sd_notifyf(false, "STATUS=Vaults: %s", n ? buf : "none");
 }
 
+/* CONTRACT.md: eve-configd (user eve-config) keeps the last good configuration in <config vault>/config/, a
+ * directory of its own in the vault (the vault's root belongs to root). Made when the vault is mounted; a
+ * node without that user (tests) is left alone. */
+static void config_vault_prepare(Vault *v) {
+        _cleanup_free_ char *dir = NULL;
+        struct passwd pw, *res = NULL;
+        char buf[4096];
+
+        if (!streq(v->name, VAULT_DEFAULT_CONFIG) || !v->mount_point ||
+            getpwnam_r("eve-config", &pw, buf, sizeof buf, &res) != 0 || !res)
+                return;
+        if (asprintf(&dir, "%s/config", v->mount_point) < 0)
+                return;
+        if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || chown(dir, res->pw_uid, res->pw_gid) < 0)
+                log_warning_errno(errno, "Cannot prepare %s for eve-configd: %m", dir);
+}
+
 static void job_finish(Job *j, int exit_code, int signal_no) {
         _cleanup_free_ char *message = NULL;
         Manager *m = j->manager;
@@ -756,9 +774,10 @@ static void job_finish(Job *j, int exit_code, int signal_no) {
 
                         if (!ok && streq_ptr(error, VAULT_ERROR_BAD_IMAGE))
                                 v->state = VAULT_ERROR;
-                        else if (activated && mounted)
+                        else if (activated && mounted) {
                                 v->state = VAULT_UNLOCKED;
-                        else if (activated) {
+                                config_vault_prepare(v);
+                        } else if (activated) {
                                 v->state = VAULT_ERROR;
                                 if (!error)
                                         error = VAULT_ERROR_FAILED;

@@ -31,7 +31,9 @@ die() {
 # Children are stopped and reaped however the script ends (PID 1 here does not reap).
 teardown() {
         local p
-        [ -S "${W:-/nonexistent}/tpm/sock.ctrl" ] && swtpm_ioctl --unix "$W/tpm/sock.ctrl" -s 2>/dev/null || true
+        if [ -S "${W:-/nonexistent}/tpm/sock.ctrl" ]; then
+                swtpm_ioctl --unix "$W/tpm/sock.ctrl" -s 2>/dev/null || true
+        fi
         for p in "${pids[@]}"; do
                 kill "$p" 2>/dev/null || true
                 wait "$p" 2>/dev/null || true
@@ -60,24 +62,23 @@ ns_machine() {
 # ns_swtpm: a swtpm for the container; the socket is open to every user of the container (tss is a group there
 # only, and the socket is what /dev/tpmrm0 0660 root:tss would be).
 ns_swtpm() {
-        local i
         swtpm socket --tpm2 --tpmstate dir="$W/tpm-state" \
                 --server type=unixio,path="$W/tpm/sock",mode=0666 --ctrl type=unixio,path="$W/tpm/sock.ctrl",mode=0666 \
                 --flags not-need-init,startup-clear --log file="$W/swtpm.log" &
         pids+=($!)
-        for i in $(seq 100); do [ -S "$W/tpm/sock" ] && return 0; sleep 0.05; done
+        for _ in $(seq 100); do [ -S "$W/tpm/sock" ] && return 0; sleep 0.05; done
         die "swtpm did not start: $(tail -n3 "$W/swtpm.log")"
 }
 
 # ns_evc: evc on 127.0.0.1 (a free port) and the node's /config pointing at it: server, root CA for signatures
 # and TLS, an onboarding certificate evc accepts for the serial in soft_serial.
 ns_evc() {
-        local i port
+        local port
         evc=$build/controller/evc
         "$evc" init --dir "$W/evc" >/dev/null || die "evc init failed"
         "$evc" serve --dir "$W/evc" --listen 127.0.0.1:0 --port-file "$W/evc.port" >"$W/evc.log" 2>&1 &
         pids+=($!)
-        for i in $(seq 200); do [ -s "$W/evc.port" ] && break; sleep 0.05; done
+        for _ in $(seq 200); do [ -s "$W/evc.port" ] && break; sleep 0.05; done
         port=$(cat "$W/evc.port" 2>/dev/null) || die "evc did not start: $(tail -n3 "$W/evc.log")"
         printf '127.0.0.1:%s\n' "$port" >"$W/config/server"
         cp "$W/evc/certs/root.pem" "$W/config/root-certificate.pem"
@@ -99,6 +100,7 @@ ns_boot() {
         local cases=$1 t0=$SECONDS rc=0
         echo "$cases" >"$W/results/cases"
         rm -f "$W/results/results.log"
+        # shellcheck disable=SC2016 # expanded by the inner shell, from its arguments
         timeout 120 unshare -m --propagation private sh -c '
                 mkdir -p /run/systemd/nspawn && mount -t tmpfs tmpfs /run/systemd/nspawn &&
                 exec systemd-nspawn -q -D "$1" --volatile=overlay -b --register=no --keep-unit \

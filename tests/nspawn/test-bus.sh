@@ -13,7 +13,7 @@ ns_boot bus,activation
 
 expect=(test-users)
 for s in Vault:eve-vaultd Attest:eve-attestd Config:eve-configd; do
-        has_unit "${s#*:}.service" || continue
+        if ! has_unit "${s#*:}.service"; then continue; fi
         svc=${s%%:*}
         expect+=("read-$svc" "denied-$svc" "admin-$svc" "own-denied-$svc" "own-allowed-$svc" "activation-$svc")
 done

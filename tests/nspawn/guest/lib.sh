@@ -32,9 +32,9 @@ mono() {
 
 # wait_settled: until systemd has no job left (or 60 s): every unit started, failed or waiting on purpose.
 wait_settled() {
-        local i s
-        for i in $(seq 600); do
-                s=$(systemctl list-jobs --no-legend 2>/dev/null | grep -v 'eve-nspawn-test' | wc -l)
+        local s
+        for _ in $(seq 600); do
+                s=$(systemctl list-jobs --no-legend 2>/dev/null | grep -cv 'eve-nspawn-test')
                 [ "$s" -eq 0 ] && break
                 sleep 0.1
         done

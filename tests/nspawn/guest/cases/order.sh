@@ -27,12 +27,7 @@ before() {
         fi
         note "$a ready at $((ta / 1000)) ms, $b started at $((tb / 1000)) ms"
 }
-before eve-tpm-setup eve-measure-config
-for d in eve-vaultd eve-register eve-attestd eve-configd; do
-        before eve-tpm-setup "$d"
-        before eve-measure-config "$d"
-done
-before eve-register eve-attestd
-before eve-vaultd eve-attestd
-before eve-attestd eve-configd
-before eve-vaultd eve-configd
+while read -r a b; do
+        case "$a" in '#'* | '') continue ;; esac
+        before "$a" "$b"
+done </usr/lib/eve-nspawn-test/order-pairs

@@ -165,7 +165,7 @@ int attest_gzip(const void *data, size_t size, uint8_t **ret, size_t *ret_size) 
 
         if (size > UINT32_MAX / 2)
                 return -EFBIG;
-        if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
                 return -ENOMEM;
         cap = deflateBound(&z, (uLong) size);
         out = malloc(cap);

@@ -86,6 +86,9 @@ typedef struct Manager {
         TestHook hook;
         uint64_t hook_delay;
 
+        /* TPM commands of the current round: ours, and the client's counter when the round began */
+        uint64_t round_tpm, round_client_base;
+
         /* what was last announced with PropertiesChanged */
         struct {
                 AttestState state;
@@ -266,6 +269,8 @@ static void manager_emit(Manager *m) {
 static void manager_dispatch(Manager *m, AttestEvent e);
 
 static void step_done(Manager *m) {
+        if (m->tpm)
+                m->round_tpm += tpm2_context_commands(m->tpm);
         m->tpm = tpm2_context_unref(m->tpm);
         if (m->client)
                 controller_client_set_tpm(m->client, NULL);
@@ -935,6 +940,7 @@ static AttestEvent failure_event(AttestAction a) {
 
 static void manager_dispatch(Manager *m, AttestEvent e) {
         AttestState before = m->fsm.state;
+        unsigned attempts_before = m->fsm.attempts;
         AttestAction a = attest_fsm_step(&m->fsm, e);
         uint32_t rnd = 0;
         uint64_t delay;
@@ -945,6 +951,10 @@ static void manager_dispatch(Manager *m, AttestEvent e) {
                            attest_event_to_string(e),
                            attest_state_to_string(before));
                 return manager_emit(m);
+        }
+        if (m->fsm.attempts != attempts_before) {
+                m->round_tpm = 0;
+                m->round_client_base = m->client ? controller_client_tpm_commands(m->client) : 0;
         }
         log_debug("%s + %s → %s, %s",
                   attest_state_to_string(before),
@@ -987,6 +997,10 @@ static void manager_dispatch(Manager *m, AttestEvent e) {
                 break;
         case ATTEST_ACTION_DONE:
                 step_done(m);
+                log_info("Round %u complete: %" PRIu64 " TPM commands.",
+                         m->fsm.attempts,
+                         m->round_tpm + (m->client ? controller_client_tpm_commands(m->client) : 0) -
+                                         m->round_client_base);
                 if (arg_reattest > 0)
                         (void) arm_timer(m, arg_reattest);
                 else

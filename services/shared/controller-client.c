@@ -53,6 +53,7 @@ struct ControllerClient {
         gnutls_privkey_t device_key; /* software identity (device.key.pem) */
         bool tpm_identity;           /* the device key is in the TPM */
         Tpm2Context *tpm;            /* lent by controller_client_set_tpm(); else opened per signature */
+        uint64_t tpm_commands;       /* sent through contexts opened here */
         uint8_t device_hash[32];
         bool have_identity;
         gnutls_privkey_t onboard_key;
@@ -739,21 +740,25 @@ const uint8_t *controller_client_device_cert_hash(const ControllerClient *c) {
         return c->have_identity ? c->device_hash : NULL;
 }
 
+uint64_t controller_client_tpm_commands(const ControllerClient *c) {
+        return c->tpm_commands;
+}
+
 unsigned controller_client_pending(const ControllerClient *c) {
         return c->n_requests;
 }
 
 /* ---- envelopes ---- */
 
-static int
-                envelope_pack(const uint8_t cert_hash[static 32],
-                              const char *sender_pem,
-                              const void *payload,
-                              size_t payload_size,
-                              const uint8_t *sig,
-                              size_t sig_size,
-                              uint8_t **ret,
-                              size_t *ret_size) {
+int controller_envelope_pack(
+                const uint8_t cert_hash[static 32],
+                const char *sender_pem,
+                const void *payload,
+                size_t payload_size,
+                const uint8_t *sig,
+                size_t sig_size,
+                uint8_t **ret,
+                size_t *ret_size) {
 
         Org__Lfedge__Eve__Auth__AuthContainer ac = ORG__LFEDGE__EVE__AUTH__AUTH_CONTAINER__INIT;
         Org__Lfedge__Eve__Auth__AuthBody body = ORG__LFEDGE__EVE__AUTH__AUTH_BODY__INIT;
@@ -798,14 +803,14 @@ int controller_envelope_seal(
                 r = crypto_ecdsa_der_to_rs(sig.data, sig.size, rs);
                 if (r < 0)
                         return r;
-                return envelope_pack(
+                return controller_envelope_pack(
                                 cert_hash, sender_pem, payload, payload_size, rs, sizeof rs, ret, ret_size);
         }
         if (pk == GNUTLS_PK_RSA) {
                 r = gnutls_privkey_sign_hash2(key, GNUTLS_SIGN_RSA_SHA256, 0, &hash, &sig);
                 if (r < 0)
                         return crypto_errno(r);
-                return envelope_pack(
+                return controller_envelope_pack(
                                 cert_hash,
                                 sender_pem,
                                 payload,
@@ -839,9 +844,11 @@ static int seal_device(ControllerClient *c, const void *payload, size_t n, uint8
         }
         sha256(payload, n, digest);
         r = tpm2_sign_digest(tpm, TPM2_KEY_DEVICE, digest, rs);
+        if (own)
+                c->tpm_commands += tpm2_context_commands(own);
         if (r < 0)
                 return set_error(c, r, "The TPM did not sign the request: %s", tpm2_context_last_error(tpm));
-        return envelope_pack(c->device_hash, NULL, payload, n, rs, sizeof rs, ret, ret_size);
+        return controller_envelope_pack(c->device_hash, NULL, payload, n, rs, sizeof rs, ret, ret_size);
 }
 
 int controller_envelope_parse(

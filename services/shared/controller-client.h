@@ -123,6 +123,9 @@ int controller_client_fetch_certs(
                 ControllerClient *c, ControllerHandler handler, void *userdata, ControllerRequest **ret);
 /* Forgets the request: its handler will not run. */
 void controller_request_cancel(ControllerRequest *r);
+/* TPM commands sent through the contexts the client opened itself for signatures (not through a lent one).
+ */
+uint64_t controller_client_tpm_commands(const ControllerClient *c);
 /* Requests in flight. */
 unsigned controller_client_pending(const ControllerClient *c);
 
@@ -156,6 +159,17 @@ int controller_envelope_seal(
                 const char *sender_pem,
                 const void *payload,
                 size_t payload_size,
+                uint8_t **ret,
+                size_t *ret_size);
+/* The same envelope around a signature made elsewhere (the TPM: raw r‖s, 64 bytes): what seal does after
+ * signing SHA-256(payload). */
+int controller_envelope_pack(
+                const uint8_t cert_hash[static 32],
+                const char *sender_pem,
+                const void *payload,
+                size_t payload_size,
+                const uint8_t *sig,
+                size_t sig_size,
                 uint8_t **ret,
                 size_t *ret_size);
 /* Unpacks an AuthContainer (at most max bytes) that carries a plain payload: -EBADMSG otherwise. */

@@ -12,7 +12,6 @@
 #include <sched.h>
 #include <sqlite3.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -32,6 +31,7 @@
 #include "info.pb-c.h"
 #include "paths.h"
 #include "proto-util.h"
+#include "vault-standin.h"
 
 #define CONFIG_NAME "org.eve.Config"
 #define CONFIG_PATH "/org/eve/Config"
@@ -43,72 +43,14 @@
 /* ---- the config vault's stand-in ---- */
 
 typedef struct MockVault {
-        pthread_t thread;
-        pthread_mutex_t lock;
-        char state[32];
-        atomic_bool emit, stop, ready;
+        VaultStandin standin;
         char *mount;
 } MockVault;
-
-static int
-                vault_get_state(sd_bus *bus,
-                                const char *path,
-                                const char *interface,
-                                const char *property,
-                                sd_bus_message *reply,
-                                void *userdata,
-                                sd_bus_error *error) {
-
-        MockVault *v = userdata;
-        char s[32];
-
-        pthread_mutex_lock(&v->lock);
-        memcpy(s, v->state, sizeof s);
-        pthread_mutex_unlock(&v->lock);
-        return sd_bus_message_append(reply, "s", s);
-}
-
-static const sd_bus_vtable vault_vtable[] = {
-        SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY("State", "s", vault_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_VTABLE_END,
-};
-
-static void *vault_thread(void *p) {
-        MockVault *v = p;
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-
-        if (sd_bus_open_system(&bus) < 0 ||
-            sd_bus_add_object_vtable(
-                            bus,
-                            NULL,
-                            "/org/eve/Vault/vault/config",
-                            "org.eve.Vault.Vault",
-                            vault_vtable,
-                            v) < 0 ||
-            sd_bus_request_name(bus, "org.eve.Vault", 0) < 0)
-                return NULL;
-        atomic_store(&v->ready, true);
-        while (!atomic_load(&v->stop)) {
-                if (atomic_exchange(&v->emit, false))
-                        (void) sd_bus_emit_properties_changed(
-                                        bus,
-                                        "/org/eve/Vault/vault/config",
-                                        "org.eve.Vault.Vault",
-                                        "State",
-                                        NULL);
-                if (sd_bus_process(bus, NULL) > 0)
-                        continue;
-                (void) sd_bus_wait(bus, 20000);
-        }
-        return NULL;
-}
 
 static int vault_teardown(void *p) {
         MockVault *v = p;
 
-        atomic_store(&v->stop, true);
-        pthread_join(v->thread, NULL);
+        vault_standin_stop(&v->standin);
         (void) umount2(v->mount, MNT_DETACH);
         free(v->mount);
         free(v);
@@ -116,10 +58,7 @@ static int vault_teardown(void *p) {
 }
 
 static void vault_set(MockVault *v, const char *state) {
-        pthread_mutex_lock(&v->lock);
-        snprintf(v->state, sizeof v->state, "%s", state);
-        pthread_mutex_unlock(&v->lock);
-        atomic_store(&v->emit, true);
+        vault_standin_set(&v->standin, state);
 }
 
 /* The "config" vault: State as given, its mount point a tmpfs of its own (in this process's private mount
@@ -137,13 +76,8 @@ static MockVault *vault_new(const char *state) {
         ASSERT_OK(asprintf(&v->mount, "%s/config", eve_path(EVE_PATH_VAULTS)));
         ASSERT_OK(eve_mkdir_p(v->mount, 0755));
         ASSERT_OK(mount("tmpfs", v->mount, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"));
-        pthread_mutex_init(&v->lock, NULL);
-        snprintf(v->state, sizeof v->state, "%s", state);
-        ASSERT_OK(-pthread_create(&v->thread, NULL, vault_thread, v));
+        ASSERT_OK(vault_standin_start(&v->standin, state));
         test_defer(vault_teardown, v);
-        for (int i = 0; i < 500 && !atomic_load(&v->ready); i++)
-                usleep(10000);
-        ASSERT_TRUE(atomic_load(&v->ready));
         return v;
 }
 

@@ -418,4 +418,90 @@ TEST(legacy_vsk_escrow_rescues_the_default_vault) {
         free(vsk.key);
 }
 
+/* ChangeKey to another key source is a rotation: requested until the controller's share arrives, then run
+ * with the old keyslot kept until the new escrow is confirmed; ChangeKey with a PCR list re-seals to it. */
+TEST(change_key_source_and_pcrs) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        _cleanup_(vt_entries_done) VtEntries keys = {};
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *path = NULL, *uuid = NULL;
+        VtEntry share_entry = {};
+        uint8_t share[32];
+        Controller ctl = {};
+        VaultDaemon *d;
+        int completed = 1;
+        uint64_t since;
+        static const uint32_t pcrs[] = { 0, 7 };
+
+        vt_provision(t, 0x11);
+        test_bus_start(NULL);
+        d = vt_daemon_start(t, NULL, NULL);
+        path = vt_path("config");
+        uuid = vt_get_str("config", "UUID");
+
+        /* PCR set: re-sealed at once. */
+        {
+                _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = vt_bus();
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *r2 = NULL;
+
+                ASSERT_OK(sd_bus_message_new_method_call(bus, &m, VT_BUS, path, VT_IFACE, "ChangeKey"));
+                ASSERT_OK(sd_bus_message_append(m, "s", ""));
+                ASSERT_OK(sd_bus_message_append_array(m, 'u', pcrs, sizeof(pcrs)));
+                ASSERT_OK(sd_bus_call(bus, m, 0, NULL, &r2));
+                ASSERT_OK(sd_bus_message_read(r2, "b", &completed));
+                ASSERT_TRUE(completed);
+        }
+        ASSERT_EQ(vt_get_pcrs("config", "SealingPCRs"), 0x81);
+        ASSERT_EQ(vt_get_u64("config", "KeyGeneration"), 2);
+        since = vt_get_u64("config", "LastOperationTime");
+        vt_get_escrow_keys(&keys);
+        ASSERT_OK(vt_send_entries("ConfirmEscrow", &keys, NULL, NULL));
+        vt_wait_op("config", "confirm", since);
+        vt_entries_done(&keys);
+        ASSERT_EQ(vt_get_u32("config", "Keyslots"), 1);
+
+        /* Key source: recorded, and a share requested from the controller. */
+        ASSERT_OK(vt_call(path, VT_IFACE, "ChangeKey", NULL, &reply, "sau", "tpm+controller", 0));
+        ASSERT_OK(sd_bus_message_read(reply, "b", &completed));
+        ASSERT_FALSE(completed);
+        {
+                _cleanup_free_ char *ks = vt_get_str("config", "KeySource"),
+                                    *rks = vt_get_str("config", "RequestedKeySource"),
+                                    *rot = vt_get_str("config", "Rotation");
+                ASSERT_STREQ(ks, "tpm");
+                ASSERT_STREQ(rks, "tpm+controller");
+                ASSERT_STREQ(rot, "requested");
+        }
+        vt_get_escrow_keys(&keys);
+        ASSERT_TRUE(has_entry(&keys, 17751, uuid));
+        vt_entries_done(&keys);
+
+        controller_setup(&ctl, d);
+        ASSERT_EQ(getrandom(share, sizeof(share), 0), (ssize_t) sizeof(share));
+        make_share(&ctl, uuid, uuid, ctl.hash, share, &share_entry);
+        submit("config", &share_entry);
+        {
+                _cleanup_free_ char *ks = vt_get_str("config", "KeySource"),
+                                    *rot = vt_get_str("config", "Rotation");
+                ASSERT_STREQ(ks, "tpm+controller");
+                ASSERT_STREQ(rot, "unconfirmed");
+        }
+        ASSERT_EQ(vt_get_u32("config", "Keyslots"), 2);
+        ASSERT_EQ(vt_get_u64("config", "KeyGeneration"), 3);
+        ASSERT_EQ(vt_get_pcrs("config", "SealingPCRs"), 0x81); /* the PCR set stays */
+        since = vt_get_u64("config", "LastOperationTime");
+        vt_get_escrow_keys(&keys);
+        ASSERT_FALSE(has_entry(&keys, 17751, uuid));
+        ASSERT_OK(vt_send_entries("ConfirmEscrow", &keys, NULL, NULL));
+        vt_wait_op("config", "confirm", since);
+        ASSERT_EQ(vt_get_u32("config", "Keyslots"), 1);
+
+        /* From now on the TPM alone does not open it. */
+        vt_daemon_restart(d, NULL);
+        assert_locked_because("config", VT_ERR("KeyUnavailable"), "waiting for the controller's share");
+        submit("config", &share_entry);
+        assert_key_verified("config", "tpm+controller");
+        free(share_entry.key);
+}
+
 DEFINE_TEST_MAIN

@@ -7,12 +7,15 @@
 #include "encoding.h"
 #include "evc-cipher.h"
 #include "evc-server.h"
+#include "evc-vault.h"
 #include "log.h"
 #include "memory-util.h"
 #include "proto-util.h"
 
 #define ITEMS_MAX 256
 #define SECRETS_MAX 64
+#define VAULTS_MAX 64
+#define APPS_MAX (64 + SECRETS_MAX)
 
 /* Everything one build allocates, freed together. */
 typedef struct Arena {
@@ -80,12 +83,11 @@ static int
                             Org__Lfedge__Eve__Config__EdgeDevConfig *c) {
         Org__Lfedge__Eve__Config__WifiConfig **wifi = arena_new(a, SECRETS_MAX * sizeof(void *));
         Org__Lfedge__Eve__Config__DatastoreConfig **ds = arena_new(a, SECRETS_MAX * sizeof(void *));
-        Org__Lfedge__Eve__Config__AppInstanceConfig **apps = arena_new(a, SECRETS_MAX * sizeof(void *));
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        size_t n_wifi = 0, n_ds = 0, n_apps = 0;
+        size_t n_wifi = 0, n_ds = 0;
         int r;
 
-        if (!wifi || !ds || !apps)
+        if (!wifi || !ds)
                 return -ENOMEM;
         r = evc_prepare(evc_db(e),
                         "SELECT name, kind, sealed FROM secrets WHERE device_id = ? ORDER BY name",
@@ -151,21 +153,26 @@ static int
                         x->cipherdata = b;
                         ds[n_ds++] = x;
                 } else {
-                        Org__Lfedge__Eve__Config__AppInstanceConfig *x =
-                                        NEW(a,
-                                            Org__Lfedge__Eve__Config__AppInstanceConfig,
-                                            ORG__LFEDGE__EVE__CONFIG__APP_INSTANCE_CONFIG__INIT);
-                        if (!x)
-                                return -ENOMEM;
-                        x->displayname = name;
+                        /* cloud-init user data: the application of that name (evc app set), or one made for
+                         * it. */
+                        Org__Lfedge__Eve__Config__AppInstanceConfig *x = NULL;
+                        for (size_t i = 0; !x && i < c->n_apps; i++)
+                                if (streq_ptr(c->apps[i]->displayname, name))
+                                        x = c->apps[i];
+                        if (!x) {
+                                x = NEW(a,
+                                        Org__Lfedge__Eve__Config__AppInstanceConfig,
+                                        ORG__LFEDGE__EVE__CONFIG__APP_INSTANCE_CONFIG__INIT);
+                                if (!x)
+                                        return -ENOMEM;
+                                x->displayname = name;
+                                c->apps[c->n_apps++] = x; /* room: APPS_MAX holds every secret */
+                        }
                         x->cipherdata = b;
-                        apps[n_apps++] = x;
                 }
         }
         c->n_datastores = n_ds;
         c->datastores = ds;
-        c->n_apps = n_apps;
-        c->apps = apps;
         if (n_wifi > 0) {
                 Org__Lfedge__Eve__Config__NetworkConfig *net =
                                 NEW(a,
@@ -186,6 +193,122 @@ static int
                 nets[0] = net;
                 c->n_networks = 1;
                 c->networks = nets;
+        }
+        return 0;
+}
+
+static char *arena_printf(Arena *a, const char *fmt, ...) _printf_(2, 3);
+static char *arena_printf(Arena *a, const char *fmt, ...) {
+        va_list ap;
+        char *s;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        return k < 0 ? NULL : arena_take(a, s);
+}
+
+static Org__Lfedge__Eve__Config__EveTrustVaultKeySource key_source_proto(const char *s) {
+        switch (key_source_from_string(s)) {
+        case KEY_SOURCE_TPM:
+                return ORG__LFEDGE__EVE__CONFIG__EVE_TRUST_VAULT_KEY_SOURCE__EVE_TRUST_VAULT_KEY_SOURCE_TPM;
+        case KEY_SOURCE_TPM_CONTROLLER:
+                return ORG__LFEDGE__EVE__CONFIG__EVE_TRUST_VAULT_KEY_SOURCE__EVE_TRUST_VAULT_KEY_SOURCE_TPM_AND_CONTROLLER;
+        case KEY_SOURCE_CONTROLLER:
+                return ORG__LFEDGE__EVE__CONFIG__EVE_TRUST_VAULT_KEY_SOURCE__EVE_TRUST_VAULT_KEY_SOURCE_CONTROLLER;
+        default:
+                return ORG__LFEDGE__EVE__CONFIG__EVE_TRUST_VAULT_KEY_SOURCE__EVE_TRUST_VAULT_KEY_SOURCE_UNSPECIFIED;
+        }
+}
+
+/* The vault list (extension field 17760): every vault the node must have, as the admin set it. */
+static int add_vaults(Evc *e, Arena *a, int64_t device_id, Org__Lfedge__Eve__Config__EdgeDevConfig *c) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r;
+
+        c->eve_trust_vaults = arena_new(a, VAULTS_MAX * sizeof(void *));
+        if (!c->eve_trust_vaults)
+                return -ENOMEM;
+        r = evc_prepare(evc_db(e),
+                        "SELECT uuid, name, version, size_limit, key_source, pcrs, policy_id, desired, "
+                        "key_generation "
+                        "FROM vaults WHERE device_id = ? ORDER BY name, uuid",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, device_id);
+        while (sqlite3_step(st) == SQLITE_ROW && c->n_eve_trust_vaults < VAULTS_MAX) {
+                Org__Lfedge__Eve__Config__EveTrustVaultConfig *v =
+                                NEW(a,
+                                    Org__Lfedge__Eve__Config__EveTrustVaultConfig,
+                                    ORG__LFEDGE__EVE__CONFIG__EVE_TRUST_VAULT_CONFIG__INIT);
+                Org__Lfedge__Eve__Config__UUIDandVersion *id =
+                                NEW(a,
+                                    Org__Lfedge__Eve__Config__UUIDandVersion,
+                                    ORG__LFEDGE__EVE__CONFIG__UUIDAND_VERSION__INIT);
+                uint32_t mask = (uint32_t) sqlite3_column_int64(st, 5);
+
+                if (!v || !id || !(id->uuid = arena_strdup(a, (const char *) sqlite3_column_text(st, 0))) ||
+                    !(id->version = arena_printf(a, "%lld", (long long) sqlite3_column_int64(st, 2))) ||
+                    !(v->name = arena_strdup(a, (const char *) sqlite3_column_text(st, 1))))
+                        return -ENOMEM;
+                v->uuidandversion = id;
+                v->size_limit_bytes = (uint64_t) sqlite3_column_int64(st, 3);
+                v->key_source = key_source_proto((const char *) sqlite3_column_text(st, 4));
+                if (mask != 0) {
+                        v->pcr_indices = arena_new(a, 32 * sizeof(uint32_t));
+                        if (!v->pcr_indices)
+                                return -ENOMEM;
+                        for (uint32_t i = 0; i < 32; i++)
+                                if (mask & (UINT32_C(1) << i))
+                                        v->pcr_indices[v->n_pcr_indices++] = i;
+                }
+                v->policy_id = (uint32_t) sqlite3_column_int64(st, 6);
+                v->desired_state = streq_ptr((const char *) sqlite3_column_text(st, 7), "locked")
+                                ? ORG__LFEDGE__EVE__CONFIG__EVE_TRUST_VAULT_DESIRED_STATE__EVE_TRUST_VAULT_DESIRED_STATE_LOCKED
+                                : ORG__LFEDGE__EVE__CONFIG__EVE_TRUST_VAULT_DESIRED_STATE__EVE_TRUST_VAULT_DESIRED_STATE_UNLOCKED;
+                v->key_generation = (uint64_t) sqlite3_column_int64(st, 8);
+                c->eve_trust_vaults[c->n_eve_trust_vaults++] = v;
+        }
+        return 0;
+}
+
+/* Applications set by the admin (evc app set), each naming the vault it runs on (extension field 17760). */
+static int add_apps(Evc *e, Arena *a, int64_t device_id, Org__Lfedge__Eve__Config__EdgeDevConfig *c) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r;
+
+        c->apps = arena_new(a, APPS_MAX * sizeof(void *));
+        if (!c->apps)
+                return -ENOMEM;
+        r = evc_prepare(evc_db(e),
+                        "SELECT name, uuid, version, vault_uuid FROM apps WHERE device_id = ? ORDER BY name",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, device_id);
+        while (sqlite3_step(st) == SQLITE_ROW && c->n_apps < APPS_MAX - SECRETS_MAX) {
+                Org__Lfedge__Eve__Config__AppInstanceConfig *x =
+                                NEW(a,
+                                    Org__Lfedge__Eve__Config__AppInstanceConfig,
+                                    ORG__LFEDGE__EVE__CONFIG__APP_INSTANCE_CONFIG__INIT);
+                Org__Lfedge__Eve__Config__UUIDandVersion *id =
+                                NEW(a,
+                                    Org__Lfedge__Eve__Config__UUIDandVersion,
+                                    ORG__LFEDGE__EVE__CONFIG__UUIDAND_VERSION__INIT);
+
+                if (!x || !id ||
+                    !(x->displayname = arena_strdup(a, (const char *) sqlite3_column_text(st, 0))) ||
+                    !(id->uuid = arena_strdup(a, (const char *) sqlite3_column_text(st, 1))) ||
+                    !(id->version = arena_printf(a, "%lld", (long long) sqlite3_column_int64(st, 2))))
+                        return -ENOMEM;
+                x->uuidandversion = id;
+                x->activate = true;
+                if (sqlite3_column_type(st, 3) != SQLITE_NULL &&
+                    !(x->eve_trust_vault_uuid = arena_strdup(a, (const char *) sqlite3_column_text(st, 3))))
+                        return -ENOMEM;
+                c->apps[c->n_apps++] = x;
         }
         return 0;
 }
@@ -253,8 +376,16 @@ int evc_config_build(
                 baseos.activate = true;
                 c.baseos = &baseos;
         }
+        /* The vault list goes to an untrusted device too: without it the node would read "no vaults" as
+         * "delete them all". */
+        r = add_vaults(e, &a, device_id, &c);
+        if (r < 0)
+                return r;
         if (baseos_only)
                 goto pack;
+        r = add_apps(e, &a, device_id, &c);
+        if (r < 0)
+                return r;
 
         r = evc_prepare(evc_db(e),
                         "SELECT key, value FROM config_items WHERE device_id = ? ORDER BY key",

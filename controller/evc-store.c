@@ -104,6 +104,29 @@ static const char *const migrations[] = {
         "ALTER TABLE devices ADD COLUMN ecdh_in_use INTEGER;" /* …and the config last delivered */
         "ALTER TABLE devices ADD COLUMN cleartext_fallback INTEGER NOT NULL DEFAULT 0;"
         "UPDATE devices SET config_cache = NULL, config_hash = NULL;",
+        /* 4 → 5: vaults driven by the controller, applications bound to them (issue 12). */
+        "CREATE TABLE vaults ("
+        "  device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
+        "  uuid TEXT NOT NULL,"                 /* lower case */
+        "  name TEXT NOT NULL,"                 /* unique per device unless an admin said --unchecked */
+        "  version INTEGER NOT NULL DEFAULT 1," /* +1 with every change */
+        "  size_limit INTEGER NOT NULL DEFAULT 0,"
+        "  key_source TEXT NOT NULL DEFAULT 'tpm'," /* tpm | tpm+controller | controller */
+        "  pcrs INTEGER NOT NULL DEFAULT 0,"        /* sealing PCR mask; 0: the node's default */
+        "  policy_id INTEGER NOT NULL DEFAULT 0,"
+        "  desired TEXT NOT NULL DEFAULT 'unlocked'," /* unlocked | locked */
+        "  key_generation INTEGER NOT NULL DEFAULT 1,"
+        "  created INTEGER NOT NULL,"
+        "  PRIMARY KEY (device_id, uuid)"
+        ");"
+        "CREATE TABLE apps ("
+        "  device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
+        "  name TEXT NOT NULL,"
+        "  uuid TEXT NOT NULL,"
+        "  version INTEGER NOT NULL DEFAULT 1,"
+        "  vault_uuid TEXT," /* NULL: none */
+        "  PRIMARY KEY (device_id, name)"
+        ");",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == EVC_SCHEMA_VERSION, "one migration per schema version");

@@ -8,7 +8,7 @@
 
 #include "macro.h"
 
-#define EVC_SCHEMA_VERSION 4
+#define EVC_SCHEMA_VERSION 5
 
 /* How durable a transaction's commit is. WAL with synchronous=FULL fsyncs the log at every commit: the
  * change survives a power loss. NORMAL does not: the change survives a crash or kill of evc (it is in the

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "encoding.h"
+#include "evc-cli.h"
 #include "evc-keys.h"
 #include "info.pb-c.h"
 #include "log.h"
@@ -30,7 +31,10 @@ static size_t arg_n_pcrs = 0;
 static unsigned arg_nonce_ttl_ms = EVC_NONCE_TTL_DEFAULT_MS;
 static size_t arg_body_max = EVC_BODY_MAX_DEFAULT;
 static unsigned arg_threads = EVC_THREADS_DEFAULT;
-static bool arg_json = false;
+bool arg_json = false;
+const char *arg_size = NULL, *arg_key_source = NULL, *arg_vault_pcrs = NULL, *arg_policy_id = NULL,
+           *arg_state = NULL, *arg_uuid = NULL, *arg_name = NULL, *arg_vault = NULL;
+bool arg_rotate = false, arg_unchecked = false;
 
 static int help(void) {
         printf("evc — eve-trust reference controller\n\n"
@@ -69,10 +73,11 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
 
 /* Options may appear anywhere; what remains is positional. */
 static int parse_argv(int argc, char **argv, char ***ret_pos, size_t *ret_n) {
-        static const char *const with_value[] = { "--dir",    "--listen",    "--port-file", "--cert",
-                                                  "--serial", "--kind",      "--value",     "--baseos",
-                                                  "--pcr",    "--nonce-ttl", "--body-max",  "--threads",
-                                                  "--device" };
+        static const char *const with_value[] = {
+                "--dir",        "--listen", "--port-file", "--cert",     "--serial",  "--kind",   "--value",
+                "--baseos",     "--pcr",    "--nonce-ttl", "--body-max", "--threads", "--device", "--size",
+                "--key-source", "--pcrs",   "--policy-id", "--state",    "--uuid",    "--name",   "--vault"
+        };
         char **pos = calloc((size_t) argc + 1, sizeof(char *));
         size_t n = 0;
 
@@ -88,6 +93,10 @@ static int parse_argv(int argc, char **argv, char ***ret_pos, size_t *ret_n) {
                 }
                 if (streq(a, "--json")) {
                         arg_json = true;
+                        continue;
+                }
+                if (streq(a, "--rotate") || streq(a, "--unchecked")) {
+                        *(streq(a, "--rotate") ? &arg_rotate : &arg_unchecked) = true;
                         continue;
                 }
                 for (size_t k = 0; k < ELEMENTSOF(with_value); k++)
@@ -124,6 +133,22 @@ static int parse_argv(int argc, char **argv, char ***ret_pos, size_t *ret_n) {
                         arg_baseos = v;
                 else if (streq(a, "--device"))
                         arg_device = v;
+                else if (streq(a, "--size"))
+                        arg_size = v;
+                else if (streq(a, "--key-source"))
+                        arg_key_source = v;
+                else if (streq(a, "--pcrs"))
+                        arg_vault_pcrs = v;
+                else if (streq(a, "--policy-id"))
+                        arg_policy_id = v;
+                else if (streq(a, "--state"))
+                        arg_state = v;
+                else if (streq(a, "--uuid"))
+                        arg_uuid = v;
+                else if (streq(a, "--name"))
+                        arg_name = v;
+                else if (streq(a, "--vault"))
+                        arg_vault = v;
                 else if (streq(a, "--pcr")) {
                         if (arg_n_pcrs >= PCR_ARGS_MAX) {
                                 free(pos);
@@ -160,17 +185,17 @@ static int open_evc(Evc **ret) {
         return evc_load(arg_dir, ret);
 }
 
-static int print_json(json_object *o) {
+int print_json(json_object *o) {
         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(o);
         return 0;
 }
 
-static json_object *jstr(const char *s) {
+json_object *jstr(const char *s) {
         return s ? json_object_new_string(s) : NULL;
 }
 
-static const char *fmt_time(int64_t t, char buf[static 32]) {
+const char *fmt_time(int64_t t, char buf[static 32]) {
         struct tm tm;
         time_t tt = (time_t) t;
 
@@ -243,7 +268,7 @@ static json_object *device_json(sqlite3_stmt *st) {
         return o;
 }
 
-static const char *col(sqlite3_stmt *st, int i) {
+const char *col(sqlite3_stmt *st, int i) {
         const unsigned char *t = sqlite3_column_text(st, i);
         return t ? (const char *) t : "-";
 }
@@ -292,8 +317,10 @@ static void print_info(sqlite3_stmt *st, int c, json_object *o) {
                                                        json_object_new_int(di->attestation_info->state));
                 }
                 json_object_object_add(o, "info", i);
+                print_vault_info(di, o);
                 return;
         }
+        print_vault_info(di, NULL);
         printf("  info: devId %s", m->devid ?: "-");
         if (di)
                 printf(", HSM status %d (%s), maintenance %s, attestation state %d", di->hsmstatus,
@@ -967,6 +994,10 @@ static int run(int argc, char **argv) {
                 return verb_share(e, pos, n);
         if (streq(pos[0], "keys"))
                 return verb_keys(e, pos, n);
+        if (streq(pos[0], "vault"))
+                return verb_vault(e, pos, n);
+        if (streq(pos[0], "app"))
+                return verb_app(e, pos, n);
         return log_error_errno(EINVAL, "Unknown command \"%s\" (see --help).", pos[0]);
 }
 

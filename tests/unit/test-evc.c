@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "config.pb-c.h"
 #include "evc-attest.h"
 #include "evc-cipher.h"
 #include "evc-crypto.h"
@@ -17,6 +18,7 @@
 #include "evc-nonce.h"
 #include "evc-share.h"
 #include "evc-store.h"
+#include "evc-vault.h"
 #include "evecommon.pb-c.h"
 #include "evetrust.pb-c.h"
 #include "memory-util.h"
@@ -679,6 +681,77 @@ TEST(keys_from_an_older_directory_are_imported) {
         evc_free(e);
         gnutls_x509_crt_deinit(root);
         gnutls_x509_privkey_deinit(root_key);
+}
+
+/* ---- vault rules and the extension's field numbers ---- */
+
+TEST(vault_rules_are_eves) {
+        uint32_t m;
+        uint64_t size;
+        const char *why = NULL;
+        EvcVault v = { .name = "data", .key_source = KEY_SOURCE_TPM };
+
+        ASSERT_OK(evc_vault_pcrs_parse("0,1,2,3,4,7", &m));
+        ASSERT_EQ(m, 0x9fU);
+        ASSERT_OK(evc_vault_pcrs_check(m, NULL));
+        ASSERT_OK(evc_vault_pcrs_parse("default", &m));
+        ASSERT_EQ(m, 0U);
+        ASSERT_OK(evc_vault_pcrs_check(0, NULL)); /* the node's default */
+        ASSERT_OK(evc_vault_pcrs_parse("0", &m)); /* EVE accepts {0} alone */
+        ASSERT_OK(evc_vault_pcrs_check(m, NULL));
+        ASSERT_ERROR(evc_vault_pcrs_parse("0,0", &m), EINVAL);
+        ASSERT_ERROR(evc_vault_pcrs_parse("0,,1", &m), EINVAL);
+        ASSERT_ERROR(evc_vault_pcrs_parse("0,32", &m), EINVAL);
+        ASSERT_ERROR(evc_vault_pcrs_parse("-1", &m), EINVAL);
+        ASSERT_ERROR(evc_vault_pcrs_parse("", &m), EINVAL);
+        ASSERT_ERROR(evc_vault_pcrs_check(0x6, &why), EINVAL);
+        ASSERT_STREQ(why, "PCR 0 is required");
+        ASSERT_ERROR(evc_vault_pcrs_check(0x21, &why), EINVAL);
+        ASSERT_ERROR(evc_vault_pcrs_check(0x10001, &why), EINVAL);
+        ASSERT_OK(evc_vault_pcrs_check(0xffdf, NULL)); /* 15 PCRs: 0-15 without 5 */
+
+        ASSERT_OK(evc_vault_size_parse("512M", &size));
+        ASSERT_EQ(size, UINT64_C(512) << 20);
+        ASSERT_OK(evc_vault_size_parse("33554432", &size));
+        ASSERT_ERROR(evc_vault_size_parse("5X", &size), EINVAL);
+        ASSERT_ERROR(evc_vault_size_parse("99999999999999999T", &size), ERANGE);
+
+        ASSERT_OK(evc_vault_check(&v, NULL));
+        v.size_limit = UINT64_C(16) << 20;
+        ASSERT_ERROR(evc_vault_check(&v, &why), EINVAL);
+        v.size_limit = 0;
+        v.pcrs = 0x1;
+        ASSERT_ERROR(evc_vault_check(&v, &why), EINVAL); /* a list without a policy id */
+        v.policy_id = 3;
+        ASSERT_OK(evc_vault_check(&v, NULL));
+        v.name = "-x";
+        ASSERT_ERROR(evc_vault_check(&v, &why), EINVAL);
+}
+
+/* The documented numbers: EdgeDevConfig.eve_trust_vaults and AppInstanceConfig.eve_trust_vault_uuid are
+ * field 17760, length-delimited: tag varint (17760 << 3 | 2) = 0x82 0xd6 0x08. */
+TEST(vault_extension_field_numbers) {
+        Org__Lfedge__Eve__Config__EdgeDevConfig c = ORG__LFEDGE__EVE__CONFIG__EDGE_DEV_CONFIG__INIT;
+        Org__Lfedge__Eve__Config__EveTrustVaultConfig
+                        v = ORG__LFEDGE__EVE__CONFIG__EVE_TRUST_VAULT_CONFIG__INIT,
+                        *vp = &v;
+        Org__Lfedge__Eve__Config__AppInstanceConfig a = ORG__LFEDGE__EVE__CONFIG__APP_INSTANCE_CONFIG__INIT;
+        static const uint8_t tag[] = { 0x82, 0xd6, 0x08 };
+        uint8_t *p;
+        size_t n;
+
+        v.name = (char *) "data";
+        c.n_eve_trust_vaults = 1;
+        c.eve_trust_vaults = &vp;
+        ASSERT_OK(PROTO_PACK(&c, &p, &n));
+        ASSERT_GE(n, sizeof tag);
+        ASSERT_MEMEQ(p, sizeof tag, tag, sizeof tag);
+        free(p);
+        a.eve_trust_vault_uuid = (char *) "0b1e0b1e-1111-4222-8333-444455556666";
+        ASSERT_OK(PROTO_PACK(&a, &p, &n));
+        ASSERT_MEMEQ(p, sizeof tag, tag, sizeof tag);
+        free(p);
+        ASSERT_EQ(17760 << 3 | 2, 0x08 << 14 | 0x56 << 7 | 0x02);
 }
 
 TEST(store_migrates_once_and_refuses_a_newer_schema) {

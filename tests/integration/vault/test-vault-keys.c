@@ -53,7 +53,7 @@ static void controller_setup(Controller *ctl, VaultDaemon *d) {
         _cleanup_(gnutls_privkey_deinitp) gnutls_privkey_t key = NULL;
         _cleanup_(tpm2_context_unrefp) Tpm2Context *c = NULL;
         _cleanup_secret_ uint8_t *point = NULL;
-        _cleanup_free_ char *pem = NULL, *hex = NULL, *dir = NULL, *path = NULL, *cmd = NULL;
+        _cleanup_free_ char *pem = NULL, *hex = NULL, *dir = NULL, *cmd = NULL;
         Tpm2EccPoint device_ecdh;
         uint8_t full[32];
         size_t n;
@@ -73,7 +73,6 @@ static void controller_setup(Controller *ctl, VaultDaemon *d) {
         ASSERT_OK(crypto_soft_key_load(ctl->ca->key, &key));
         ASSERT_OK(crypto_ecdh_soft(key, &device_ecdh, &point));
         sha256(point, 64, ctl->k);
-        (void) path;
 }
 
 /* An EveControllerShare: share sealed with AES-256-GCM under K, AD = prefix ‖ ad_uuid, labelled for uuid. */
@@ -179,9 +178,8 @@ TEST(tpm_controller_vault_needs_the_controller_share) {
         Swtpm *t = test_swtpm_start(0, NULL);
         _cleanup_(vt_entries_done) VtEntries keys = {}, bad = {};
         _cleanup_free_ char *path = NULL, *uuid = NULL;
-        _cleanup_free_ TestCA *unused = NULL;
         VtEntry share_entry = {};
-        uint8_t share[32], zero[16] = {};
+        uint8_t share[32];
         Controller ctl = {};
         VaultDaemon *d;
 
@@ -297,7 +295,6 @@ TEST(tpm_controller_vault_needs_the_controller_share) {
                 vt_assert_contains(error.message, "vault_uuid is not a UUID");
         }
         free(share_entry.key);
-        (void) zero;
 }
 
 TEST(controller_vault_has_no_tpm_key) {

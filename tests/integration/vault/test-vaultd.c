@@ -395,6 +395,57 @@ TEST(rotation_killed_at_every_step_through_the_daemon) {
         ASSERT_EQ(vt_get_u32("image", "Keyslots"), 1);
 }
 
+/* A key change waits for the controller's confirmation; meanwhile the PCRs move and the controller releases
+ * the only escrow it has, the old key's: it opens the old keyslot, the unconfirmed change is undone, and the
+ * vault is re-sealed with the old key, whose escrow the controller holds. */
+TEST(old_escrow_undoes_an_unconfirmed_key_change) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        _cleanup_(vt_entries_done) VtEntries keys = {}, old = {};
+        _cleanup_free_ char *uuid = NULL;
+        VaultDaemon *d;
+        uint64_t since;
+        uint32_t served = 0;
+
+        vt_provision(t, 0x11);
+        test_bus_start(NULL);
+        d = vt_daemon_start(t, NULL, NULL);
+        uuid = vt_get_str("image", "UUID");
+        vt_get_escrow_keys(&keys);
+        old.e[0] = *vt_find_escrow(&keys, uuid);
+        old.e[0].key = malloc(old.e[0].size);
+        memcpy(old.e[0].key, vt_find_escrow(&keys, uuid)->key, old.e[0].size);
+        old.n = 1;
+        ASSERT_OK(vt_send_entries("ConfirmEscrow", &keys, NULL, NULL));
+        vt_wait_str("image", "EscrowState", "confirmed");
+
+        ASSERT_OK(change_key("image", "", NULL, NULL));
+        ASSERT_EQ(vt_get_u32("image", "Keyslots"), 2);
+        ASSERT_EQ(vt_get_u64("image", "KeyGeneration"), 2);
+
+        vt_daemon_stop(d);
+        vt_extend(t, 7, 0x55);
+        vt_daemon_restart(d, NULL);
+        {
+                _cleanup_free_ char *en = vt_get_str("image", "LastErrorName");
+                ASSERT_STREQ(en, VT_ERR("KeyUnavailable"));
+        }
+        since = vt_get_u64("image", "LastOperationTime");
+        ASSERT_OK(vt_send_entries("SubmitKeys", &old, NULL, &served));
+        ASSERT_EQ(served, 1);
+        vt_wait_op("image", "unlock", since);
+        assert_opened("image", "controller");
+        ASSERT_EQ(vt_get_u64("image", "KeyGeneration"), 1);
+        ASSERT_EQ(vt_get_u32("image", "Keyslots"), 1);
+        {
+                _cleanup_free_ char *rot = vt_get_str("image", "Rotation"),
+                                    *es = vt_get_str("image", "EscrowState");
+                ASSERT_STREQ(rot, "none");
+                ASSERT_STREQ(es, "confirmed");
+        }
+        vt_daemon_restart(d, NULL);
+        assert_opened("image", "tpm");
+}
+
 typedef struct Denied {
         const char *path, *iface, *method, *types;
 } Denied;

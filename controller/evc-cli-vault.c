@@ -421,9 +421,7 @@ static int vault_list(Evc *e, int64_t device_id) {
         int r;
 
         r = evc_prepare(e->store,
-                        "SELECT uuid, name, version, size_limit, key_source, pcrs, policy_id, desired, "
-                        "key_generation "
-                        "FROM vaults WHERE device_id = ? ORDER BY name, uuid",
+                        "SELECT " EVC_VAULT_COLUMNS " FROM vaults WHERE device_id = ? ORDER BY name, uuid",
                         &st);
         if (r < 0)
                 return r;

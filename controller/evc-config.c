@@ -231,9 +231,7 @@ static int add_vaults(Evc *e, Arena *a, int64_t device_id, Org__Lfedge__Eve__Con
         if (!c->eve_trust_vaults)
                 return -ENOMEM;
         r = evc_prepare(evc_db(e),
-                        "SELECT uuid, name, version, size_limit, key_source, pcrs, policy_id, desired, "
-                        "key_generation "
-                        "FROM vaults WHERE device_id = ? ORDER BY name, uuid",
+                        "SELECT " EVC_VAULT_COLUMNS " FROM vaults WHERE device_id = ? ORDER BY name, uuid",
                         &st);
         if (r < 0)
                 return r;

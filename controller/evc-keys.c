@@ -230,16 +230,13 @@ static int epoch_bump(Evc *e) {
                         "UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key = 'keys_epoch'");
 }
 
-static int configs_invalidate(Evc *e, const char *where, int64_t device_id) {
+/* Runs an UPDATE whose condition is where (which may name the device as ?1). */
+static int update_where(Evc *e, const char *update, const char *where, int64_t device_id) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_free_ char *sql = NULL;
         int r;
 
-        if (asprintf(&sql,
-                     "UPDATE devices SET config_cache = NULL, config_hash = NULL, config_version = "
-                     "config_version + 1 "
-                     "WHERE %s",
-                     where) < 0)
+        if (asprintf(&sql, "%s WHERE %s", update, where) < 0)
                 return -ENOMEM;
         r = evc_prepare(evc_db(e), sql, &st);
         if (r < 0)
@@ -249,23 +246,22 @@ static int configs_invalidate(Evc *e, const char *where, int64_t device_id) {
         return evc_step_done(evc_db(e), st);
 }
 
-static int retire(Evc *e, const char *where, int64_t device_id) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        _cleanup_free_ char *sql = NULL;
-        int r;
+static int configs_invalidate(Evc *e, const char *where, int64_t device_id) {
+        return update_where(
+                        e,
+                        "UPDATE devices SET config_cache = NULL, config_hash = NULL, "
+                        "config_version = config_version + 1",
+                        where,
+                        device_id);
+}
 
-        /* The private key goes at once; the certificate row stays for /certs and the record. */
-        if (asprintf(&sql,
-                     "UPDATE ckeys SET retired = %lld, key_sealed = NULL WHERE %s",
-                     (long long) time(NULL),
-                     where) < 0)
-                return -ENOMEM;
-        r = evc_prepare(evc_db(e), sql, &st);
-        if (r < 0)
-                return r;
-        if (device_id > 0)
-                sqlite3_bind_int64(st, 1, device_id);
-        return evc_step_done(evc_db(e), st);
+/* The private key goes at once; the certificate row stays for /certs and the record. */
+static int retire(Evc *e, const char *where, int64_t device_id) {
+        return update_where(
+                        e,
+                        "UPDATE ckeys SET retired = strftime('%s', 'now'), key_sealed = NULL",
+                        where,
+                        device_id);
 }
 
 /* ---- the current set ---- */
@@ -515,16 +511,74 @@ int evc_keys_device_ecdh(
 
 /* ---- admin ---- */
 
+/* New pairs for a set of devices, made before the transaction that installs them (key generation takes
+ * time). */
+typedef struct DevicePairs {
+        int64_t *ids;
+        EvcPair *pairs;
+        size_t n;
+} DevicePairs;
+
+static void device_pairs_done(DevicePairs *d) {
+        for (size_t i = 0; i < d->n; i++)
+                evc_pair_done(&d->pairs[i]);
+        free(d->ids);
+        free(d->pairs);
+        *d = (DevicePairs){};
+}
+
+/* One new ECDH pair for each device id that sql selects. */
+static int device_pairs_new(Evc *e, const char *sql, DevicePairs *ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        size_t cap = 0;
+        int r;
+
+        r = evc_prepare(evc_db(e), sql, &st);
+        if (r < 0)
+                return r;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                if (ret->n == cap) {
+                        int64_t *ids = reallocarray(ret->ids, cap ? cap * 2 : 16, sizeof *ids);
+                        EvcPair *pairs;
+                        if (!ids)
+                                return -ENOMEM;
+                        ret->ids = ids;
+                        pairs = reallocarray(ret->pairs, cap ? cap * 2 : 16, sizeof *pairs);
+                        if (!pairs)
+                                return -ENOMEM;
+                        ret->pairs = pairs;
+                        cap = cap ? cap * 2 : 16;
+                }
+                ret->ids[ret->n] = sqlite3_column_int64(st, 0);
+                ret->pairs[ret->n] = (EvcPair){};
+                r = pair_new(e, EVC_CERT_ECDH, "evc ecdh (device)", &ret->pairs[ret->n]);
+                if (r < 0)
+                        return r;
+                ret->n++;
+        }
+        return 0;
+}
+
+/* Inside the caller's transaction: each device's current own pair (if any) retired, the new one in. */
+static int device_pairs_install(Evc *e, DevicePairs *d) {
+        int r;
+
+        for (size_t i = 0; i < d->n; i++)
+                if ((r = retire(e, "kind = 'ecdh' AND device_id = ?1 AND retired IS NULL", d->ids[i])) < 0 ||
+                    (r = pair_insert(e, "ecdh", d->ids[i], &d->pairs[i])) < 0 ||
+                    (r = configs_invalidate(e, "id = ?1", d->ids[i])) < 0)
+                        return r;
+        return 0;
+}
+
 #define SHARED_USERS                                                                                     \
         "NOT EXISTS (SELECT 1 FROM ckeys WHERE kind = 'ecdh' AND device_id = devices.id AND retired IS " \
         "NULL)"
 
 int evc_keys_rotate(Evc *e, const char *kind, int64_t device_id) {
+        _cleanup_(device_pairs_done) DevicePairs own = {};
         _cleanup_(evc_pair_done) EvcPair p = {};
-        _cleanup_free_ int64_t *ids = NULL;
-        _cleanup_free_ EvcPair *own = NULL;
         _cleanup_free_ char *scope = NULL;
-        size_t n_own = 0;
         bool signing = streq(kind, "signing");
         int r;
 
@@ -540,43 +594,21 @@ int evc_keys_rotate(Evc *e, const char *kind, int64_t device_id) {
                      &p);
         if (r < 0)
                 return r;
-
+        /* Per-device scope: every device's own pair is replaced too. */
         if (!signing && device_id == 0 && setting_get(e, "ecdh_scope", &scope) >= 0 &&
             streq(scope, "per-device")) {
-                /* Per-device scope: every device's own pair is replaced too (keys made before the
-                 * transaction). */
-                _cleanup_stmt_ sqlite3_stmt *st = NULL;
-                size_t cap = 0;
-
-                r = evc_prepare(evc_db(e),
+                r = device_pairs_new(
+                                e,
                                 "SELECT device_id FROM ckeys WHERE kind = 'ecdh' AND device_id IS NOT NULL "
                                 "AND retired IS NULL ORDER BY device_id",
-                                &st);
+                                &own);
                 if (r < 0)
                         return r;
-                while (sqlite3_step(st) == SQLITE_ROW) {
-                        if (n_own == cap) {
-                                cap = cap ? cap * 2 : 16;
-                                int64_t *i2 = reallocarray(ids, cap, sizeof *ids);
-                                EvcPair *o2 = i2 ? reallocarray(own, cap, sizeof *own) : NULL;
-                                if (i2)
-                                        ids = i2;
-                                if (!o2)
-                                        goto oom;
-                                own = o2;
-                        }
-                        ids[n_own] = sqlite3_column_int64(st, 0);
-                        own[n_own] = (EvcPair){};
-                        r = pair_new(e, EVC_CERT_ECDH, "evc ecdh (device)", &own[n_own]);
-                        if (r < 0)
-                                goto finish;
-                        n_own++;
-                }
         }
 
         r = evc_tx_begin(evc_db(e));
         if (r < 0)
-                goto finish;
+                return r;
         if (signing) {
                 if ((r = retire(e, "kind = 'signing' AND device_id IS NULL AND retired IS NULL", 0)) < 0 ||
                     (r = pair_insert(e, "signing", 0, &p)) < 0 || (r = configs_invalidate(e, "1", 0)) < 0)
@@ -586,92 +618,45 @@ int evc_keys_rotate(Evc *e, const char *kind, int64_t device_id) {
                     (r = pair_insert(e, "ecdh", device_id, &p)) < 0 ||
                     (r = configs_invalidate(e, "id = ?1", device_id)) < 0)
                         goto fail;
-        } else {
-                if ((r = configs_invalidate(e, SHARED_USERS, 0)) < 0 ||
-                    (r = retire(e, ECDH_WHERE_SHARED, 0)) < 0 || (r = pair_insert(e, "ecdh", 0, &p)) < 0)
-                        goto fail;
-                for (size_t i = 0; i < n_own; i++)
-                        if ((r = retire(e, "kind = 'ecdh' AND device_id = ?1 AND retired IS NULL", ids[i])) <
-                                            0 ||
-                            (r = pair_insert(e, "ecdh", ids[i], &own[i])) < 0 ||
-                            (r = configs_invalidate(e, "id = ?1", ids[i])) < 0)
-                                goto fail;
-        }
+        } else if ((r = configs_invalidate(e, SHARED_USERS, 0)) < 0 ||
+                   (r = retire(e, ECDH_WHERE_SHARED, 0)) < 0 || (r = pair_insert(e, "ecdh", 0, &p)) < 0 ||
+                   (r = device_pairs_install(e, &own)) < 0)
+                goto fail;
         if ((r = epoch_bump(e)) < 0 ||
-            (r = evc_event(evc_db(e), device_id, signing ? "signing key rotated" : "ECDH key rotated")) < 0)
+            (r = evc_event(evc_db(e), device_id, signing ? "signing key rotated" : "ECDH key rotated")) <
+                            0 ||
+            (r = evc_tx_commit(evc_db(e))) < 0)
                 goto fail;
-        r = evc_tx_commit(evc_db(e));
-        if (r < 0)
-                goto fail;
-        goto finish;
-oom:
-        r = -ENOMEM;
-        goto finish;
+        return 0;
 fail:
         evc_tx_rollback(evc_db(e));
-finish:
-        for (size_t i = 0; i < n_own; i++)
-                evc_pair_done(&own[i]);
         return r;
 }
 
 int evc_keys_set_scope(Evc *e, bool per_device) {
-        _cleanup_free_ int64_t *ids = NULL;
-        _cleanup_free_ EvcPair *own = NULL;
-        size_t n_own = 0;
+        _cleanup_(device_pairs_done) DevicePairs own = {};
         int r;
 
         if (per_device) {
-                _cleanup_stmt_ sqlite3_stmt *st = NULL;
-                size_t cap = 0;
-
-                r = evc_prepare(evc_db(e), "SELECT id FROM devices WHERE " SHARED_USERS " ORDER BY id", &st);
+                r = device_pairs_new(e, "SELECT id FROM devices WHERE " SHARED_USERS " ORDER BY id", &own);
                 if (r < 0)
                         return r;
-                while (sqlite3_step(st) == SQLITE_ROW) {
-                        if (n_own == cap) {
-                                cap = cap ? cap * 2 : 16;
-                                int64_t *i2 = reallocarray(ids, cap, sizeof *ids);
-                                EvcPair *o2 = i2 ? reallocarray(own, cap, sizeof *own) : NULL;
-                                if (i2)
-                                        ids = i2;
-                                if (!o2) {
-                                        r = -ENOMEM;
-                                        goto finish;
-                                }
-                                own = o2;
-                        }
-                        ids[n_own] = sqlite3_column_int64(st, 0);
-                        own[n_own] = (EvcPair){};
-                        r = pair_new(e, EVC_CERT_ECDH, "evc ecdh (device)", &own[n_own]);
-                        if (r < 0)
-                                goto finish;
-                        n_own++;
-                }
         }
         r = evc_tx_begin(evc_db(e));
         if (r < 0)
-                goto finish;
-        if (per_device) {
-                for (size_t i = 0; i < n_own; i++)
-                        if ((r = pair_insert(e, "ecdh", ids[i], &own[i])) < 0 ||
-                            (r = configs_invalidate(e, "id = ?1", ids[i])) < 0)
-                                goto fail;
-        } else if ((r = configs_invalidate(e, "NOT " SHARED_USERS, 0)) < 0 ||
-                   (r = retire(e, "kind = 'ecdh' AND device_id IS NOT NULL AND retired IS NULL", 0)) < 0)
-                goto fail;
-        if ((r = setting_set(e, "ecdh_scope", per_device ? "per-device" : "shared")) < 0 ||
+                return r;
+        if (per_device)
+                r = device_pairs_install(e, &own);
+        else if ((r = configs_invalidate(e, "NOT " SHARED_USERS, 0)) >= 0)
+                r = retire(e, "kind = 'ecdh' AND device_id IS NOT NULL AND retired IS NULL", 0);
+        if (r < 0 || (r = setting_set(e, "ecdh_scope", per_device ? "per-device" : "shared")) < 0 ||
             (r = epoch_bump(e)) < 0 ||
-            (r = evc_event(evc_db(e), 0, per_device ? "ECDH scope: per device" : "ECDH scope: shared")) < 0)
+            (r = evc_event(evc_db(e), 0, per_device ? "ECDH scope: per device" : "ECDH scope: shared")) <
+                            0 ||
+            (r = evc_tx_commit(evc_db(e))) < 0)
                 goto fail;
-        r = evc_tx_commit(evc_db(e));
-        if (r < 0)
-                goto fail;
-        goto finish;
+        return 0;
 fail:
         evc_tx_rollback(evc_db(e));
-finish:
-        for (size_t i = 0; i < n_own; i++)
-                evc_pair_done(&own[i]);
         return r;
 }

@@ -10,6 +10,9 @@
 #include "luks2-util.h"
 
 #define EVC_VAULT_PCRS_MAX 15
+/* The columns of a vaults row, in this order, as the config and the admin commands read them. */
+#define EVC_VAULT_COLUMNS \
+        "uuid, name, version, size_limit, key_source, pcrs, policy_id, desired, key_generation"
 
 typedef struct EvcVault {
         char uuid[37];

@@ -227,6 +227,17 @@ Org__Lfedge__Eve__Auth__AuthContainer *open_signed(Srv *s, const Resp *r) {
         return ac;
 }
 
+void open_payload(Srv *s, const Resp *r, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **ret) {
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Auth__AuthContainer *ac = open_signed(s, r);
+
+        ASSERT_OK(
+                        proto_unpack(desc,
+                                     ac->protectedpayload->payload.data,
+                                     ac->protectedpayload->payload.len,
+                                     1 << 20,
+                                     ret));
+}
+
 void fetch_certs(Srv *s) {
         _cleanup_(proto_freep) Org__Lfedge__Eve__Auth__AuthContainer *ac = NULL;
         _cleanup_(proto_freep) Org__Lfedge__Eve__Certs__ZControllerCert *zc = NULL;
@@ -463,18 +474,14 @@ long attest(Srv *s,
             Dev *d,
             const Org__Lfedge__Eve__Attest__ZAttestReq *req,
             Org__Lfedge__Eve__Attest__ZAttestResponse **ret) {
-        _cleanup_(proto_freep) Org__Lfedge__Eve__Auth__AuthContainer *ac = NULL;
         _cleanup_(resp_done) Resp r = dev_post(s, d, "attest", &req->base);
 
         if (r.status != 201)
                 return r.status;
-        ac = open_signed(s, &r);
-        ASSERT_OK(
-                        PROTO_UNPACK(&org__lfedge__eve__attest__zattest_response__descriptor,
-                                     ac->protectedpayload->payload.data,
-                                     ac->protectedpayload->payload.len,
-                                     1 << 20,
-                                     ret));
+        open_payload(s,
+                     &r,
+                     &org__lfedge__eve__attest__zattest_response__descriptor,
+                     (ProtobufCMessage **) ret);
         return 201;
 }
 
@@ -727,24 +734,11 @@ int attest_once(Srv *s, Dev *d, QuoteFlaw flaw, size_t *ret_keys) {
 }
 
 int store_keys(Srv *s, Dev *d, const uint8_t *token, size_t token_size, const char *key) {
-        Org__Lfedge__Eve__Attest__ZAttestReq req = ORG__LFEDGE__EVE__ATTEST__ZATTEST_REQ__INIT;
-        Org__Lfedge__Eve__Attest__AttestStorageKeys sk = ORG__LFEDGE__EVE__ATTEST__ATTEST_STORAGE_KEYS__INIT;
-        Org__Lfedge__Eve__Attest__AttestVolumeKey k = ORG__LFEDGE__EVE__ATTEST__ATTEST_VOLUME_KEY__INIT,
-                                                  *kp = &k;
-        _cleanup_(proto_freep) Org__Lfedge__Eve__Attest__ZAttestResponse *resp = NULL;
+        const KeyEntry e = { KT_VSK, key, strlen(key) };
+        int code = -1;
 
-        k.key_type = ORG__LFEDGE__EVE__ATTEST__ATTEST_VOLUME_KEY_TYPE__ATTEST_VOLUME_KEY_TYPE_VSK;
-        k.key = (ProtobufCBinaryData){ .len = strlen(key), .data = (uint8_t *) key };
-        sk.integrity_token = (ProtobufCBinaryData){ .len = token_size, .data = (uint8_t *) token };
-        sk.n_keys = 1;
-        sk.keys = &kp;
-        req.reqtype = ORG__LFEDGE__EVE__ATTEST__ZATTEST_REQ_TYPE__Z_ATTEST_REQ_TYPE_STORE_KEYS;
-        req.storage_keys = &sk;
-        ASSERT_EQ(attest(s, d, &req, &resp), 201);
-        ASSERT_EQ(resp->resptype,
-                  ORG__LFEDGE__EVE__ATTEST__ZATTEST_RESP_TYPE__Z_ATTEST_RESP_TYPE_STORE_KEYS);
-        ASSERT_NOT_NULL(resp->storage_keys_resp);
-        return resp->storage_keys_resp->response;
+        ASSERT_EQ(store_entries_token(s, d, token, token_size, &e, 1, &code), 201);
+        return code;
 }
 
 /* POST config; returns the status; on 200 the config and its hash. */
@@ -755,7 +749,6 @@ long get_config(Srv *s,
                 size_t token_size,
                 Org__Lfedge__Eve__Config__ConfigResponse **ret) {
         Org__Lfedge__Eve__Config__ConfigRequest q = ORG__LFEDGE__EVE__CONFIG__CONFIG_REQUEST__INIT;
-        _cleanup_(proto_freep) Org__Lfedge__Eve__Auth__AuthContainer *ac = NULL;
 
         q.confighash = (char *) (have_hash ?: "");
         q.integrity_token = (ProtobufCBinaryData){ .len = token_size, .data = (uint8_t *) token };
@@ -764,13 +757,10 @@ long get_config(Srv *s,
                 ASSERT_EQ(r.size, 0);
                 return r.status;
         }
-        ac = open_signed(s, &r);
-        ASSERT_OK(
-                        PROTO_UNPACK(&org__lfedge__eve__config__config_response__descriptor,
-                                     ac->protectedpayload->payload.data,
-                                     ac->protectedpayload->payload.len,
-                                     1 << 20,
-                                     ret));
+        open_payload(s,
+                     &r,
+                     &org__lfedge__eve__config__config_response__descriptor,
+                     (ProtobufCMessage **) ret);
         ASSERT_NOT_NULL((*ret)->config);
         return 200;
 }
@@ -815,6 +805,17 @@ char *
 }
 
 long store_entries(Srv *s, Dev *d, const KeyEntry *entries, size_t n, int *ret_code) {
+        return store_entries_token(s, d, d->token, d->token_size, entries, n, ret_code);
+}
+
+long store_entries_token(
+                Srv *s,
+                Dev *d,
+                const uint8_t *token,
+                size_t token_size,
+                const KeyEntry *entries,
+                size_t n,
+                int *ret_code) {
         Org__Lfedge__Eve__Attest__ZAttestReq req = ORG__LFEDGE__EVE__ATTEST__ZATTEST_REQ__INIT;
         Org__Lfedge__Eve__Attest__AttestStorageKeys sk = ORG__LFEDGE__EVE__ATTEST__ATTEST_STORAGE_KEYS__INIT;
         Org__Lfedge__Eve__Attest__AttestVolumeKey k[16], *kp[16];
@@ -830,7 +831,7 @@ long store_entries(Srv *s, Dev *d, const KeyEntry *entries, size_t n, int *ret_c
                                                   .data = (uint8_t *) entries[i].data };
                 kp[i] = &k[i];
         }
-        sk.integrity_token = (ProtobufCBinaryData){ .len = d->token_size, .data = d->token };
+        sk.integrity_token = (ProtobufCBinaryData){ .len = token_size, .data = (uint8_t *) token };
         sk.n_keys = n;
         sk.keys = kp;
         req.reqtype = ORG__LFEDGE__EVE__ATTEST__ZATTEST_REQ_TYPE__Z_ATTEST_REQ_TYPE_STORE_KEYS;
@@ -902,4 +903,13 @@ Org__Lfedge__Eve__Attest__ZAttestResponse *attest_ok(Srv *s, Dev *d) {
         get_nonce(s, d, nonce);
         ASSERT_EQ(send_quote(s, d, nonce, sizeof nonce, FLAW_NONE, &resp), Q_SUCCESS);
         return resp;
+}
+
+Dev *dev_ready(Srv *s, const char *serial) {
+        Dev *d = dev_new();
+
+        dev_onboard(s, d, serial);
+        ASSERT_EQ(send_certs(s, d, d->ak_pem), 201);
+        ASSERT_EQ(attest_once(s, d, FLAW_NONE, NULL), Q_SUCCESS);
+        return d;
 }

@@ -92,6 +92,8 @@ Srv *srv_start(const char *nonce_ttl);
 void resp_done(Resp *r);
 Resp http(Srv *s, const char *path, const void *body, size_t n, const char *ctype);
 Org__Lfedge__Eve__Auth__AuthContainer *open_signed(Srv *s, const Resp *r);
+/* open_signed() and the payload unpacked as desc. */
+void open_payload(Srv *s, const Resp *r, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **ret);
 /* GET /certs: every certificate chains to certs/root.pem, exactly one signing certificate. */
 void fetch_certs(Srv *s);
 /* The ECDH certificate /certs served under this certHash, NULL if none. */
@@ -158,6 +160,14 @@ typedef struct KeyEntry {
         size_t size;
 } KeyEntry;
 long store_entries(Srv *s, Dev *d, const KeyEntry *entries, size_t n, int *ret_code);
+long store_entries_token(
+                Srv *s,
+                Dev *d,
+                const uint8_t *token,
+                size_t token_size,
+                const KeyEntry *entries,
+                size_t n,
+                int *ret_code);
 /* An EveControllerShare carrying vault_uuid only (a share request's key), newly allocated. */
 void share_request(const char *vault_uuid, uint8_t **ret, size_t *ret_size);
 /* The node's side of a released share (key_type 17752): K = SHA-256(X‖Y) of the device's software ECDH key
@@ -168,6 +178,8 @@ void share_open(Srv *s,
                 const Org__Lfedge__Eve__Attest__AttestVolumeKey *k,
                 char ret_vault[static 37],
                 uint8_t ret_share[static 32]);
+/* A new device, onboarded, its certificates sent, attested (token in d->token). */
+Dev *dev_ready(Srv *s, const char *serial);
 /* A quote round that must succeed; returns the response (free with proto_free). */
 Org__Lfedge__Eve__Attest__ZAttestResponse *attest_ok(Srv *s, Dev *d);
 

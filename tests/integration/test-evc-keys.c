@@ -14,16 +14,6 @@
 #include "proto-util.h"
 #include "test-evc-client.h"
 
-/* Onboarded, certificates sent, attested (token in d->token). */
-static Dev *ready_device(Srv *s, const char *serial) {
-        Dev *d = dev_new();
-
-        dev_onboard(s, d, serial);
-        ASSERT_EQ(send_certs(s, d, d->ak_pem), 201);
-        ASSERT_EQ(attest_once(s, d, FLAW_NONE, NULL), Q_SUCCESS);
-        return d;
-}
-
 static Org__Lfedge__Eve__Config__ConfigResponse *config_ok(Srv *s, Dev *d, const char *have_hash) {
         Org__Lfedge__Eve__Config__ConfigResponse *c = NULL;
 
@@ -55,8 +45,8 @@ TEST(evc_rotate_shared_ecdh) {
         uint8_t h1[16], h2[16];
 
         fetch_certs(s);
-        d = ready_device(s, "SN-K1");
-        d2 = ready_device(s, "SN-K2");
+        d = dev_ready(s, "SN-K1");
+        d2 = dev_ready(s, "SN-K2");
         ASSERT_EQ(EVC(s, NULL, "secret", "set", d->uuid, "HomeNet", "--kind", "wifi", "--value", "before"),
                   0);
         c1 = config_ok(s, d, NULL);
@@ -131,7 +121,7 @@ TEST(evc_rotate_signing) {
         uint8_t old_hash[32], digest[32];
 
         fetch_certs(s);
-        d = ready_device(s, "SN-G1");
+        d = dev_ready(s, "SN-G1");
         c1 = config_ok(s, d, NULL);
         memcpy(old_hash, s->signing_hash, 32);
 
@@ -206,8 +196,8 @@ TEST(evc_per_device_ecdh) {
         int code;
 
         fetch_certs(s);
-        d1 = ready_device(s, "SN-P1");
-        d2 = ready_device(s, "SN-P2");
+        d1 = dev_ready(s, "SN-P1");
+        d2 = dev_ready(s, "SN-P2");
         ASSERT_EQ(EVC(s, NULL, "secret", "set", d1->uuid, "Net1", "--kind", "wifi", "--value", "one"), 0);
         ASSERT_EQ(EVC(s, NULL, "secret", "set", d2->uuid, "Net2", "--kind", "wifi", "--value", "two"), 0);
         a1 = config_ok(s, d1, NULL);
@@ -244,7 +234,7 @@ TEST(evc_per_device_ecdh) {
         fetch_certs(s);
         y = wifi_of(s, d2, b3);
         ASSERT_STREQ(y, "two");
-        d3 = ready_device(s, "SN-P3");
+        d3 = dev_ready(s, "SN-P3");
         ASSERT_EQ(EVC(s, NULL, "secret", "set", d3->uuid, "Net3", "--kind", "wifi", "--value", "three"), 0);
         c3 = config_ok(s, d3, NULL);
         ASSERT_TRUE(memcmp(ctx_hash(c3), shared, 16) != 0);
@@ -268,7 +258,7 @@ TEST(evc_cleartext_fallback) {
         _cleanup_free_ char *w = NULL, *ds = NULL, *ci = NULL, *out = NULL;
 
         fetch_certs(s);
-        d = ready_device(s, "SN-C1");
+        d = dev_ready(s, "SN-C1");
         ASSERT_EQ(EVC(s,
                       NULL,
                       "secret",

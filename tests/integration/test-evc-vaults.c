@@ -13,15 +13,6 @@
 #define KS(x) ORG__LFEDGE__EVE__CONFIG__EVE_TRUST_VAULT_KEY_SOURCE__EVE_TRUST_VAULT_KEY_SOURCE_##x
 #define DS(x) ORG__LFEDGE__EVE__CONFIG__EVE_TRUST_VAULT_DESIRED_STATE__EVE_TRUST_VAULT_DESIRED_STATE_##x
 
-static Dev *ready_device(Srv *s, const char *serial) {
-        Dev *d = dev_new();
-
-        dev_onboard(s, d, serial);
-        ASSERT_EQ(send_certs(s, d, d->ak_pem), 201);
-        ASSERT_EQ(attest_once(s, d, FLAW_NONE, NULL), Q_SUCCESS);
-        return d;
-}
-
 /* Runs "evc vault add …" and returns the UUID it prints. */
 static char *
                 vault_add(Srv *s,
@@ -81,7 +72,7 @@ TEST(evc_vault_config) {
         const Org__Lfedge__Eve__Config__EveTrustVaultConfig *v;
 
         fetch_certs(s);
-        d = ready_device(s, "SN-V1");
+        d = dev_ready(s, "SN-V1");
         c0 = next_config(s, d, NULL);
         ASSERT_EQ(c0->config->n_eve_trust_vaults, 0);
 
@@ -201,7 +192,7 @@ TEST(evc_vaults_reach_an_untrusted_device) {
         _cleanup_free_ char *u = NULL;
 
         fetch_certs(s);
-        d = ready_device(s, "SN-V2");
+        d = dev_ready(s, "SN-V2");
         u = vault_add(s, d, "data", "--key-source", "tpm+controller", NULL, NULL, NULL, NULL);
         ASSERT_EQ(EVC(s, NULL, "app", "set", d->uuid, "web", "--vault", u), 0);
         memset(d->pcr[9], 0x99, 32);
@@ -247,7 +238,7 @@ TEST(evc_vault_status_from_info) {
         json_object *j, *r, *v;
 
         fetch_certs(s);
-        d = ready_device(s, "SN-V3");
+        d = dev_ready(s, "SN-V3");
         u1 = vault_add(s, d, "data", NULL, NULL, NULL, NULL, NULL, NULL);
         u2 = vault_add(s, d, "cache", NULL, NULL, NULL, NULL, NULL, NULL);
         ASSERT_EQ(EVC(s, &out, "vault", "list", d->uuid), 0);

@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "memory-util.h"
+#include "paths.h"
 #include "vault-escrow.h"
 #include "vault-share.h"
 
@@ -1026,8 +1027,9 @@ static int
                 if (r < 0)
                         return r;
         }
-        if (mkdir(req->mount_point, 0700) < 0 && errno != EEXIST)
-                return set_reason(ret, -errno, VAULT_ERROR_FAILED, "cannot create %s: %m", req->mount_point);
+        r = eve_mkdir_p(req->mount_point, 0755);
+        if (r < 0)
+                return set_reason(ret, r, VAULT_ERROR_FAILED, "cannot create %s: %s", req->mount_point, strerror(-r));
         if (mount(dev, req->mount_point, "ext4", MS_NODEV | MS_NOSUID, NULL) < 0)
                 return set_reason(
                                 ret,

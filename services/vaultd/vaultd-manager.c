@@ -871,23 +871,6 @@ static void job_finish(Job *j, int exit_code, int signal_no) {
 
 /* ---- start ---- */
 
-static int mkdir_p(const char *path, mode_t mode) {
-        _cleanup_free_ char *p = strdup(path);
-
-        if (!p)
-                return -ENOMEM;
-        for (char *s = p + 1; *s; s++)
-                if (*s == '/') {
-                        *s = '\0';
-                        if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                                return -errno;
-                        *s = '/';
-                }
-        if (mkdir(p, mode) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
 static int queue_unlock(Vault *v) {
         Job *j = job_new(v, JOB_UNLOCK, NULL);
 
@@ -923,7 +906,7 @@ int manager_start(Manager *m) {
         struct dirent *de;
         int r;
 
-        r = mkdir_p(dir, 0700);
+        r = eve_mkdir_p(dir, 0700);
         if (r < 0)
                 return log_error_errno(r, "Cannot create %s: %m", dir);
         d = opendir(dir);

@@ -704,16 +704,18 @@ fail:
         return r;
 }
 
+/* Calls eve-vaultd (never starting it), with the entries unless e is NULL. The reply goes to handler through
+ * m->vault_slot (cancelled with the manager), or, when floating, through a slot of the bus's own. */
 static int
                 vault_call(Manager *m,
                            const char *method,
                            const AttestKeyEntry *e,
                            size_t n,
-                           bool with_entries,
-                           uint64_t timeout,
+                           bool floating,
                            sd_bus_message_handler_t handler) {
 
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        uint64_t timeout = streq(method, "SubmitKeys") ? SUBMIT_TIMEOUT_USEC : VAULT_CALL_TIMEOUT_USEC;
         int r;
 
         r = sd_bus_message_new_method_call(
@@ -721,11 +723,13 @@ static int
         if (r < 0)
                 return r;
         (void) sd_bus_message_set_auto_start(msg, false);
-        if (with_entries) {
+        if (e) {
                 r = append_entries(msg, e, n);
                 if (r < 0)
                         return r;
         }
+        if (floating)
+                return sd_bus_call_async(m->bus, NULL, msg, handler, m, timeout);
         m->vault_slot = sd_bus_slot_unref(m->vault_slot);
         return sd_bus_call_async(m->bus, &m->vault_slot, msg, handler, m, timeout);
 }
@@ -779,7 +783,7 @@ static int on_get_escrow(sd_bus_message *reply, void *userdata, sd_bus_error *re
 static void get_escrow(Manager *m) {
         int r;
 
-        r = vault_call(m, "GetEscrowKeys", NULL, 0, false, VAULT_CALL_TIMEOUT_USEC, on_get_escrow);
+        r = vault_call(m, "GetEscrowKeys", NULL, 0, false, on_get_escrow);
         if (r < 0) {
                 log_warning_errno(r, "Cannot ask eve-vaultd for escrow entries: %m");
                 manager_dispatch(m, ATTEST_EVENT_ESCROW_NONE);
@@ -816,7 +820,7 @@ static void do_exchange_escrow(Manager *m) {
         m->escrow_exchanged = false;
         if (m->n_released == 0)
                 return get_escrow(m);
-        r = vault_call(m, "SubmitKeys", m->released, m->n_released, true, SUBMIT_TIMEOUT_USEC, on_submit);
+        r = vault_call(m, "SubmitKeys", m->released, m->n_released, false, on_submit);
         if (r < 0) {
                 log_warning_errno(r, "Cannot hand the released keys to eve-vaultd: %m");
                 get_escrow(m);
@@ -852,13 +856,7 @@ static void on_store(ControllerClient *c, int error, const ControllerReply *repl
                          m->n_escrow == 1 ? "y" : "ies");
                 m->escrow_exchanged = true;
                 /* Fire and forget: the controller has them; vaultd may end rotations waiting for this. */
-                r = vault_call(m,
-                               "ConfirmEscrow",
-                               m->escrow,
-                               m->n_escrow,
-                               true,
-                               VAULT_CALL_TIMEOUT_USEC,
-                               on_confirm);
+                r = vault_call(m, "ConfirmEscrow", m->escrow, m->n_escrow, /* floating= */ true, on_confirm);
                 if (r < 0)
                         log_warning_errno(r, "Cannot confirm the escrow to eve-vaultd: %m");
                 return manager_dispatch(m, ATTEST_EVENT_STORE_OK);

@@ -6,11 +6,17 @@
 # never started without it.
 wait_settled
 
+# The reason is on the bus once each vault was tried (the config vault's escrow round with evc may come
+# before or after): poll each vault's LastError for up to 20 s.
 for v in image config; do
         p=/org/eve/Vault/vault/$v
-        state=$(busctl get-property org.eve.Vault "$p" org.eve.Vault.Vault State 2>&1)
-        err=$(busctl get-property org.eve.Vault "$p" org.eve.Vault.Vault LastError 2>&1)
-        name=$(busctl get-property org.eve.Vault "$p" org.eve.Vault.Vault LastErrorName 2>&1)
+        for _ in $(seq 200); do
+                err=$(busctl get-property org.eve.Vault "$p" org.eve.Vault.Vault LastError 2>&1)
+                name=$(busctl get-property org.eve.Vault "$p" org.eve.Vault.Vault LastErrorName 2>&1)
+                state=$(busctl get-property org.eve.Vault "$p" org.eve.Vault.Vault State 2>&1)
+                printf '%s' "$err" | grep -qi "device-mapper unavailable" && break
+                sleep 0.1
+        done
         note "vault $v: State $state, LastError $err, LastErrorName $name"
         if printf '%s' "$err" | grep -qi "device-mapper unavailable" &&
                 printf '%s' "$name" | grep -q "org.eve.Vault.Error.DeviceMapperUnavailable" &&

@@ -369,7 +369,7 @@ TEST(parallel_requests_on_an_event_loop) {
         Node *n = node_new(e);
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(controller_client_freep) ControllerClient *c = NULL;
-        _cleanup_free_ char *uuid = node_preregister(n, e);
+        _cleanup_free_ char *uuid = node_preregister(n, e); /* known to evc: /uuid answers 200 */
         Org__Lfedge__Eve__Uuid__UuidRequest req = ORG__LFEDGE__EVE__UUID__UUID_REQUEST__INIT;
         ControllerRequest *cancelled = NULL;
         Done d = {};
@@ -390,6 +390,7 @@ TEST(parallel_requests_on_an_event_loop) {
                 ASSERT_EQ(d.status[i], 200);
         }
         ASSERT_EQ(controller_client_pending(c), 0);
+        ASSERT_EQ(strlen(uuid), 36);
 }
 
 DEFINE_TEST_MAIN

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bus-util.h"
+#include "encoding.h"
 #include "evectl-util.h"
 #include "evectl.h"
 #include "log.h"
@@ -343,31 +344,6 @@ static int parse_pcrs(const char *s, uint32_t **ret, size_t *ret_n) {
         return 0;
 }
 
-static int parse_size(const char *s, uint64_t *ret) {
-        char *end;
-        unsigned long long v;
-        uint64_t mul = 1;
-
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno != 0 || end == s || s[0] == '-')
-                return -EINVAL;
-        if (*end == 'K' || *end == 'k')
-                mul = UINT64_C(1) << 10;
-        else if (*end == 'M')
-                mul = UINT64_C(1) << 20;
-        else if (*end == 'G')
-                mul = UINT64_C(1) << 30;
-        else if (*end == 'T')
-                mul = UINT64_C(1) << 40;
-        if (mul != 1)
-                end++;
-        if (*end || v > UINT64_MAX / mul)
-                return -EINVAL;
-        *ret = v * mul;
-        return 0;
-}
-
 static int print_result(sd_bus *bus, const char *path, const char *message) {
         json_object *v = NULL;
         int r;
@@ -572,27 +548,7 @@ int verb_vault(int argc, char **argv) {
         const char *cmd, *name = NULL;
         int c, r;
 
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case 'j':
-                        arg_evectl.json = true;
-                        break;
-                default:
-                        return -EINVAL;
-                }
-        if (optind >= argc) {
-                help();
-                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "evectl vault: a command is required.");
-        }
-        cmd = argv[optind];
-        /* Options may follow the command and its vault name: parse again from the command on (argv[0] of the
-         * second pass), permuting this time. */
-        argc -= optind;
-        argv += optind;
+        /* Options anywhere after "vault" (getopt permutes): the command and its vault name remain. */
         optind = 0;
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
@@ -614,6 +570,11 @@ int verb_vault(int argc, char **argv) {
                 default:
                         return -EINVAL;
                 }
+        if (optind >= argc) {
+                help();
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "evectl vault: a command is required.");
+        }
+        cmd = argv[optind++];
         if (!streq(cmd, "list")) {
                 if (optind != argc - 1)
                         return log_error_errno(

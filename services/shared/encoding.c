@@ -103,3 +103,39 @@ int base64_decode(const char *s, size_t len, bool secure, uint8_t **ret, size_t 
         *ret_size = out_len;
         return 0;
 }
+
+int parse_size(const char *s, uint64_t *ret) {
+        char *end;
+        unsigned long long v;
+        uint64_t mul = 1;
+
+        if (!s || s[0] < '0' || s[0] > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0)
+                return -ERANGE;
+        switch (*end) {
+        case 'K':
+        case 'k':
+                mul = UINT64_C(1) << 10;
+                break;
+        case 'M':
+                mul = UINT64_C(1) << 20;
+                break;
+        case 'G':
+                mul = UINT64_C(1) << 30;
+                break;
+        case 'T':
+                mul = UINT64_C(1) << 40;
+                break;
+        }
+        if (mul != 1)
+                end++;
+        if (*end)
+                return -EINVAL;
+        if (v > UINT64_MAX / mul)
+                return -ERANGE;
+        *ret = v * mul;
+        return 0;
+}

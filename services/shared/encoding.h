@@ -15,3 +15,7 @@ char *base64_encode(const void *p, size_t n);
  * buffer is secret memory (free with eve_secret_free), otherwise plain malloc memory. */
 int hex_decode(const char *s, size_t len, bool secure, uint8_t **ret, size_t *ret_size);
 int base64_decode(const char *s, size_t len, bool secure, uint8_t **ret, size_t *ret_size);
+
+/* A size as people write it: decimal bytes, or with a K, M, G or T suffix (powers of 1024): "512M", "2G".
+ * -EINVAL on anything else, -ERANGE on overflow. */
+int parse_size(const char *s, uint64_t *ret);

@@ -479,8 +479,8 @@ GETTER(property_get_last_operation_time, return sd_bus_message_append(reply, "t"
 GETTER(property_get_progress,
        return sd_bus_message_append(reply, "(stt)", v->progress_phase, v->progress_done, v->progress_total))
 
-static int method_unlock(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Vault *v = userdata;
+/* Unlock() and Lock(): one worker job, answered when it is done. */
+static int start_vault_job(sd_bus_message *msg, Vault *v, JobType type, sd_bus_error *error) {
         Job *j;
         int r;
 
@@ -489,30 +489,21 @@ static int method_unlock(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return r;
         if (v->n_jobs > 0)
                 return busy(v, error);
-        if (v->state == VAULT_UNLOCKED)
+        if (type == JOB_UNLOCK && v->state == VAULT_UNLOCKED)
                 return sd_bus_reply_method_return(msg, NULL);
-        j = job_new(v, JOB_UNLOCK, msg);
+        j = job_new(v, type, msg);
         if (!j)
                 return -ENOMEM;
         job_enqueue(j);
         return 1;
 }
 
-static int method_lock(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Vault *v = userdata;
-        Job *j;
-        int r;
+static int method_unlock(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return start_vault_job(msg, userdata, JOB_UNLOCK, error);
+}
 
-        r = verify_admin(msg, error);
-        if (r < 0)
-                return r;
-        if (v->n_jobs > 0)
-                return busy(v, error);
-        j = job_new(v, JOB_LOCK, msg);
-        if (!j)
-                return -ENOMEM;
-        job_enqueue(j);
-        return 1;
+static int method_lock(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return start_vault_job(msg, userdata, JOB_LOCK, error);
 }
 
 static int method_change_key(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

@@ -1023,6 +1023,33 @@ static int keys_json_for(const Blob *escrow, const Blob *share, char **ret) {
         return 0;
 }
 
+/* The next (key_type, key) of an a(uay) the caller entered: 1 read, 0 at the end; more than VAULT_KEYS_MAX
+ * entries are refused with KeyRejected. */
+static int
+                read_entry(sd_bus_message *msg,
+                           size_t *n_entries,
+                           uint32_t *ret_type,
+                           const void **ret_key,
+                           size_t *ret_size,
+                           sd_bus_error *error) {
+        int r;
+
+        r = sd_bus_message_enter_container(msg, 'r', "uay");
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(msg, "u", ret_type);
+        if (r >= 0)
+                r = sd_bus_message_read_array(msg, 'y', ret_key, ret_size);
+        if (r >= 0)
+                r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+        if (++*n_entries > VAULT_KEYS_MAX)
+                return sd_bus_error_setf(
+                                error, VAULT_ERR("KeyRejected"), "More than %u entries.", VAULT_KEYS_MAX);
+        return 1;
+}
+
 typedef struct Submitted {
         Vault *vault;
         Blob escrow, share;
@@ -1058,26 +1085,11 @@ int manager_submit_keys(Manager *m, sd_bus_message *msg, unsigned *ret_served, s
                 Vault *v = NULL;
                 Submitted *s;
 
-                r = sd_bus_message_enter_container(msg, 'r', "uay");
+                r = read_entry(msg, &n_entries, &type, &key, &size, error);
                 if (r < 0)
                         goto finish;
                 if (r == 0)
                         break;
-                r = sd_bus_message_read(msg, "u", &type);
-                if (r >= 0)
-                        r = sd_bus_message_read_array(msg, 'y', &key, &size);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        goto finish;
-                if (++n_entries > VAULT_KEYS_MAX) {
-                        r = sd_bus_error_setf(
-                                        error,
-                                        VAULT_ERR("KeyRejected"),
-                                        "More than %u entries.",
-                                        VAULT_KEYS_MAX);
-                        goto finish;
-                }
 
                 if (type == KEY_TYPE_VAULT_ESCROW) {
                         _cleanup_(proto_freep) Org__Eve__Trust__EveVaultEscrow *e = NULL;
@@ -1292,24 +1304,11 @@ int manager_confirm_escrow(Manager *m, sd_bus_message *msg, sd_bus_error *error)
                 size_t size;
                 uint32_t type;
 
-                r = sd_bus_message_enter_container(msg, 'r', "uay");
+                r = read_entry(msg, &n_entries, &type, &key, &size, error);
                 if (r < 0)
                         return r;
                 if (r == 0)
                         break;
-                r = sd_bus_message_read(msg, "u", &type);
-                if (r >= 0)
-                        r = sd_bus_message_read_array(msg, 'y', &key, &size);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(msg);
-                if (r < 0)
-                        return r;
-                if (++n_entries > VAULT_KEYS_MAX)
-                        return sd_bus_error_setf(
-                                        error,
-                                        VAULT_ERR("KeyRejected"),
-                                        "More than %u entries.",
-                                        VAULT_KEYS_MAX);
                 if (type != KEY_TYPE_VAULT_ESCROW)
                         continue;
                 for (Vault *v = m->vaults; v; v = v->next) {

@@ -8,35 +8,13 @@
 #include <sys/stat.h>
 
 #include "bus-util.h"
+#include "encoding.h"
 #include "log.h"
 #include "main-func.h"
 #include "memory-util.h"
 
 static uint64_t arg_image_size = UINT64_C(1) << 30;
 static uint64_t arg_config_size = UINT64_C(64) << 20;
-
-static int parse_size(const char *s, uint64_t *ret) {
-        char *end;
-        unsigned long long v;
-        uint64_t mul = 1;
-
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno != 0 || end == s || s[0] == '-')
-                return -EINVAL;
-        if (streq(end, "K"))
-                mul = UINT64_C(1) << 10;
-        else if (streq(end, "M"))
-                mul = UINT64_C(1) << 20;
-        else if (streq(end, "G"))
-                mul = UINT64_C(1) << 30;
-        else if (*end)
-                return -EINVAL;
-        if (v > UINT64_MAX / mul)
-                return -ERANGE;
-        *ret = v * mul;
-        return 0;
-}
 
 static void help(void) {
         printf("%s [OPTIONS]\n\n"

@@ -172,10 +172,7 @@ TEST(pcr_change_then_escrow_rescue_through_submitkeys) {
                 ASSERT_STREQ(error.name, VT_ERR("KeyUnavailable"));
         }
 
-        one.e[0] = *vt_find_escrow(&keys, uuid);
-        one.e[0].key = malloc(one.e[0].size);
-        memcpy(one.e[0].key, vt_find_escrow(&keys, uuid)->key, one.e[0].size);
-        one.n = 1;
+        vt_entries_add(&one, vt_find_escrow(&keys, uuid));
         since = vt_get_u64("config", "LastOperationTime");
         ASSERT_OK(vt_send_entries("SubmitKeys", &one, NULL, &served));
         ASSERT_EQ(served, 1);
@@ -205,10 +202,7 @@ TEST(escrow_blob_from_another_tpm_refused) {
         d = vt_daemon_start(a, NULL, NULL);
         uuid = vt_get_str("image", "UUID");
         vt_get_escrow_keys(&keys);
-        one.e[0] = *vt_find_escrow(&keys, uuid);
-        one.e[0].key = malloc(one.e[0].size);
-        memcpy(one.e[0].key, vt_find_escrow(&keys, uuid)->key, one.e[0].size);
-        one.n = 1;
+        vt_entries_add(&one, vt_find_escrow(&keys, uuid));
         vt_daemon_stop(d);
 
         ASSERT_OK(asprintf(&dir, "%s/persist/vault-images", root_b));
@@ -411,10 +405,7 @@ TEST(old_escrow_undoes_an_unconfirmed_key_change) {
         d = vt_daemon_start(t, NULL, NULL);
         uuid = vt_get_str("image", "UUID");
         vt_get_escrow_keys(&keys);
-        old.e[0] = *vt_find_escrow(&keys, uuid);
-        old.e[0].key = malloc(old.e[0].size);
-        memcpy(old.e[0].key, vt_find_escrow(&keys, uuid)->key, old.e[0].size);
-        old.n = 1;
+        vt_entries_add(&old, vt_find_escrow(&keys, uuid));
         ASSERT_OK(vt_send_entries("ConfirmEscrow", &keys, NULL, NULL));
         vt_wait_str("image", "EscrowState", "confirmed");
 

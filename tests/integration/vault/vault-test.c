@@ -289,6 +289,16 @@ void vt_entries_done(VtEntries *l) {
         l->n = 0;
 }
 
+void vt_entries_add(VtEntries *l, const VtEntry *e) {
+        ASSERT_NOT_NULL(e);
+        ASSERT_TRUE(l->n < ELEMENTSOF(l->e));
+        l->e[l->n] = *e;
+        l->e[l->n].key = malloc(e->size + 1);
+        ASSERT_NOT_NULL(l->e[l->n].key);
+        memcpy(l->e[l->n].key, e->key, e->size);
+        l->n++;
+}
+
 void vt_get_escrow_keys(VtEntries *ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         uint32_t type;

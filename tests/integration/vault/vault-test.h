@@ -67,6 +67,8 @@ typedef struct VtEntries {
         size_t n;
 } VtEntries;
 void vt_entries_done(VtEntries *l);
+/* Appends a copy of e (which must not be NULL). */
+void vt_entries_add(VtEntries *l, const VtEntry *e);
 void vt_get_escrow_keys(VtEntries *ret);
 int vt_send_entries(const char *method, const VtEntries *l, sd_bus_error *ret_error, uint32_t *ret_served);
 /* The 17750 entry of the vault with this UUID, or NULL. */

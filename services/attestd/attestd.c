@@ -212,6 +212,7 @@ static void manager_emit(Manager *m) {
         const char *names[8];
         size_t n = 0;
         char *status = NULL;
+        int r;
 
         if (!m->emitted.valid || m->emitted.state != m->fsm.state) {
                 names[n++] = "State";
@@ -244,25 +245,27 @@ static void manager_emit(Manager *m) {
         m->emitted.valid = true;
 
         if (m->fsm.state == ATTEST_STATE_COMPLETE)
-                (void) asprintf(&status,
-                                "STATUS=Attested (round %u)%s.",
-                                m->fsm.attempts,
-                                m->escrow_exchanged ? ", escrow uploaded" : ", no escrow exchanged");
+                r = asprintf(&status,
+                             "STATUS=Attested (round %u)%s.",
+                             m->fsm.attempts,
+                             m->escrow_exchanged ? ", escrow uploaded" : ", no escrow exchanged");
         else if (m->fsm.state == ATTEST_STATE_RESTART_WAIT)
-                (void) asprintf(&status,
-                                "STATUS=Retrying in %" PRIu64 " s (attempt %u failed: %s)",
-                                m->next_attempt > now_realtime()
-                                                ? (m->next_attempt - now_realtime()) / USEC_PER_SEC
-                                                : 0,
-                                m->fsm.attempts,
-                                m->last_error ?: "unknown");
+                r = asprintf(&status,
+                             "STATUS=Retrying in %" PRIu64 " s (attempt %u failed: %s)",
+                             m->next_attempt > now_realtime()
+                                             ? (m->next_attempt - now_realtime()) / USEC_PER_SEC
+                                             : 0,
+                             m->fsm.attempts,
+                             m->last_error ?: "unknown");
         else
-                (void) asprintf(&status,
-                                "STATUS=Attesting: %s (attempt %u)",
-                                attest_state_to_string(m->fsm.state),
-                                m->fsm.attempts);
-        if (status)
+                r = asprintf(&status,
+                             "STATUS=Attesting: %s (attempt %u)",
+                             attest_state_to_string(m->fsm.state),
+                             m->fsm.attempts);
+        if (r >= 0)
                 (void) sd_notify(false, status);
+        else
+                status = NULL; /* asprintf() leaves it undefined */
         free(status);
 }
 
@@ -986,7 +989,8 @@ static void manager_dispatch(Manager *m, AttestEvent e) {
                 break;
         case ATTEST_ACTION_RETRY:
                 step_done(m);
-                (void) getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
+                if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t) sizeof rnd)
+                        rnd = UINT32_MAX / 2; /* no jitter this once */
                 delay = attest_fsm_retry_delay(&m->fsm, arg_retry_base, arg_retry_max, rnd);
                 log_info("Attestation attempt %u failed; next attempt in %" PRIu64 " ms.",
                          m->fsm.attempts,

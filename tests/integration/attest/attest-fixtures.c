@@ -73,6 +73,27 @@ unsigned free_port(void) {
         return ntohs(sa.sin_port);
 }
 
+/* SIGTERM and reap; returns 0 when it exited with status 0 (or there was nothing to stop), else the wait
+ * status (never 0). */
+static int stop_child(pid_t *pid) {
+        int status = 0;
+
+        if (*pid <= 0)
+                return 0;
+        (void) kill(*pid, SIGTERM);
+        (void) waitpid(*pid, &status, 0);
+        *pid = 0;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : (status ?: -1);
+}
+
+static void evc_dump(const Evc *e, int status) {
+        _cleanup_free_ char *logf = NULL, *log = NULL;
+
+        if (asprintf(&logf, "%s/evc.log", e->dir) >= 0)
+                log = read_text_file(logf);
+        fprintf(stderr, "evc serve exited with status 0x%x:\n%s\n", (unsigned) status, log ?: "");
+}
+
 /* ---- evc ---- */
 
 int evc_run(Evc *e, char **out, ...) {
@@ -157,42 +178,25 @@ void evc_serve(Evc *e) {
 }
 
 void evc_stop(Evc *e) {
-        int status = 0;
+        int status = stop_child(&e->pid);
 
-        if (e->pid <= 0)
-                return;
-        (void) kill(e->pid, SIGTERM);
-        ASSERT_EQ(waitpid(e->pid, &status, 0), e->pid);
-        e->pid = 0;
-        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-                _cleanup_free_ char *logf = NULL, *log = NULL;
-                ASSERT_OK(asprintf(&logf, "%s/evc.log", e->dir));
-                log = read_text_file(logf);
-                test_fail(__FILE__, __LINE__, "evc serve exited with status 0x%x:\n%s", status, log ?: "");
+        if (status != 0) {
+                evc_dump(e, status);
+                test_fail(__FILE__, __LINE__, "evc serve did not exit cleanly on SIGTERM");
         }
 }
 
 static int evc_teardown(void *p) {
         Evc *e = p;
-        int r = 0;
+        int status = stop_child(&e->pid);
 
-        if (e->pid > 0) {
-                int status = 0;
-                (void) kill(e->pid, SIGTERM);
-                (void) waitpid(e->pid, &status, 0);
-                if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-                        _cleanup_free_ char *logf = NULL, *log = NULL;
-                        if (asprintf(&logf, "%s/evc.log", e->dir) >= 0)
-                                log = read_text_file(logf);
-                        fprintf(stderr, "evc serve exited with status 0x%x:\n%s\n", status, log ?: "");
-                        r = -EPROTO;
-                }
-        }
+        if (status != 0)
+                evc_dump(e, status);
         free(e->dir);
         free(e->root_pem);
         free(e->nonce_ttl);
         free(e);
-        return r;
+        return status != 0 ? -EPROTO : 0;
 }
 
 Evc *evc_new(const char *nonce_ttl) {
@@ -383,22 +387,16 @@ char *node_preregister(Node *n, Evc *e) {
 
 static int daemon_teardown(void *p) {
         Daemon *d = p;
-        int r = 0;
+        int status = stop_child(&d->pid);
 
-        if (d->pid > 0) {
-                int status = 0;
-                (void) kill(d->pid, SIGTERM);
-                (void) waitpid(d->pid, &status, 0);
-                if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-                        fprintf(stderr, "%s exited with status 0x%x:\n", d->name, status);
-                        daemon_dump(d);
-                        r = -EPROTO;
-                }
+        if (status != 0) {
+                fprintf(stderr, "%s exited with status 0x%x:\n", d->name, (unsigned) status);
+                daemon_dump(d);
         }
         free(d->name);
         free(d->log);
         free(d);
-        return r;
+        return status != 0 ? -EPROTO : 0;
 }
 
 void daemon_dump(const Daemon *d) {
@@ -483,16 +481,11 @@ Daemon *daemon_start(const char *rel, const char *bus_name, const char *env_extr
 }
 
 void daemon_stop(Daemon *d) {
-        int status = 0;
+        int status = stop_child(&d->pid);
 
-        if (d->pid <= 0)
-                return;
-        (void) kill(d->pid, SIGTERM);
-        ASSERT_EQ(waitpid(d->pid, &status, 0), d->pid);
-        d->pid = 0;
-        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        if (status != 0) {
                 daemon_dump(d);
-                test_fail(__FILE__, __LINE__, "%s exited with status 0x%x", d->name, status);
+                test_fail(__FILE__, __LINE__, "%s exited with status 0x%x", d->name, (unsigned) status);
         }
 }
 

@@ -218,13 +218,43 @@ static const CipherContext *find_context(CipherContext *const *contexts, size_t 
         return NULL;
 }
 
-static int shared_point(
-                CipherKey *key, const CipherContext *ctx, uint8_t **ret_point, CipherFailure *ret_failure) {
+static bool same_file(const struct stat *a, const struct stat *b) {
+        return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+                        a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
 
+static int cert_files_stat(const uint8_t hash[static 16], struct stat *ret_cert, struct stat *ret_root) {
+        _cleanup_free_ char *cert = controller_cert_path(CONTROLLER_CERT_ECDH, hash),
+                            *root = eve_path_join(EVE_PATH_CONFIG, "root-certificate.pem");
+
+        if (!cert || !root)
+                return -ENOMEM;
+        if (stat(cert, ret_cert) < 0 || stat(root, ret_root) < 0)
+                return -errno;
+        return 0;
+}
+
+/* The controller's ECDH public point for the context: from the cache when neither the certificate file nor
+ * the root CA changed since it was verified, else looked up and verified (controller_cert_find). */
+static int controller_point(
+                CipherKey *key, const CipherContext *ctx, Tpm2EccPoint *ret, CipherFailure *ret_failure) {
         _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
+        const uint8_t *hash = ctx->controllercerthash.data;
         const char *reason = NULL;
-        Tpm2EccPoint peer;
+        struct stat cert_st, root_st;
+        CipherCertCache *slot;
+        bool have_st;
         int r;
+
+        have_st = ctx->controllercerthash.len >= 16 && cert_files_stat(hash, &cert_st, &root_st) >= 0;
+        for (unsigned i = 0; have_st && ctx->controllercerthash.len == 16 && i < CIPHER_CERT_CACHE; i++) {
+                CipherCertCache *c = &key->certs[i];
+                if (c->valid && memcmp(c->hash, hash, 16) == 0 && same_file(&c->cert_st, &cert_st) &&
+                    same_file(&c->root_st, &root_st)) {
+                        *ret = c->point;
+                        return 0;
+                }
+        }
 
         r = controller_cert_find(
                         CONTROLLER_CERT_ECDH,
@@ -244,7 +274,7 @@ static int shared_point(
                             reason ?: "bad controller certificate");
                 return FAIL(CIPHER_FAILURE_BAD_CERT);
         }
-        r = crypto_cert_point(crt, &peer);
+        r = crypto_cert_point(crt, ret);
         if (r < 0) {
                 log_warning_errno(
                                 r,
@@ -252,6 +282,25 @@ static int shared_point(
                                 ctx->contextid);
                 return FAIL(CIPHER_FAILURE_BAD_CERT);
         }
+        if (have_st && ctx->controllercerthash.len == 16) {
+                slot = &key->certs[key->next_cert++ % CIPHER_CERT_CACHE];
+                *slot = (CipherCertCache){
+                        .valid = true, .cert_st = cert_st, .root_st = root_st, .point = *ret
+                };
+                memcpy(slot->hash, hash, 16);
+        }
+        return 0;
+}
+
+static int shared_point(
+                CipherKey *key, const CipherContext *ctx, uint8_t **ret_point, CipherFailure *ret_failure) {
+
+        Tpm2EccPoint peer;
+        int r;
+
+        r = controller_point(key, ctx, &peer, ret_failure);
+        if (r < 0)
+                return r;
 
         if (key->soft)
                 r = crypto_ecdh_soft(key->soft, &peer, ret_point);

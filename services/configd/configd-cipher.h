@@ -12,6 +12,7 @@
 #include <gnutls/abstract.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "evecommon.pb-c.h"
 #include "macro.h"
@@ -71,8 +72,20 @@ CipherError cipher_failure_to_cipher_error(CipherFailure f);
 /* The node's side of the key agreement: the ECDH key in the TPM, or (no-TPM nodes, as eve-tpm-setup makes
  * them) the software key $EVE_CERTS_DIR/ecdh.key.pem, and the certHash of $EVE_CERTS_DIR/ecdh.cert.pem that
  * contexts must name in deviceCertHash. */
+/* A controller ECDH certificate verified once (hash, chain), remembered with the identity of its file and of
+ * the root CA file: a changed file is verified again. */
+#define CIPHER_CERT_CACHE 8U
+typedef struct CipherCertCache {
+        uint8_t hash[16];
+        bool valid;
+        struct stat cert_st, root_st;
+        Tpm2EccPoint point;
+} CipherCertCache;
+
 typedef struct CipherKey {
-        char *tcti;            /* NULL: eve_tcti() */
+        char *tcti; /* NULL: eve_tcti() */
+        CipherCertCache certs[CIPHER_CERT_CACHE];
+        unsigned next_cert;
         Tpm2Context *tpm;      /* opened on first use, until cipher_key_close_tpm() */
         gnutls_privkey_t soft; /* set: software key, no TPM */
         uint8_t device_cert_hash[16];

@@ -235,12 +235,33 @@ TEST(python_vector_decrypts_with_a_software_key) {
         vector_done(&v);
 }
 
-/* A controller certificate whose file no longer matches the hash in its name is refused, not used. */
+static int decrypt_case(CipherKey *key, Vector *v, size_t index, CipherFailure *ret_failure) {
+        _cleanup_(proto_secret_freep) EncryptionBlock *eb = NULL;
+        CipherBlock b = ORG__LFEDGE__EVE__COMMON__CIPHER_BLOCK__INIT;
+        json_object *cases, *c;
+        int r;
+
+        ASSERT_TRUE(json_object_object_get_ex(v->json, "cases", &cases));
+        c = json_object_array_get_idx(cases, index);
+        b.ciphercontextid = (char *) json_str(c, "contextId");
+        b.initialvalue = bin(c, "iv");
+        b.cipherdata = bin(c, "data");
+        b.cleartextsha256 = bin(c, "sha");
+        r = cipher_block_decrypt(key, v->ctxp, 4, &b, &eb, ret_failure);
+        free(b.initialvalue.data);
+        free(b.cipherdata.data);
+        free(b.cleartextsha256.data);
+        return r;
+}
+
+/* A controller certificate whose file no longer matches the hash in its name is refused, not used, also when
+ * it had been verified (and remembered) before. */
 TEST(tampered_controller_certificate_is_refused) {
         Swtpm *t = node_setup(false);
         _cleanup_(cipher_key_freep) CipherKey *key = NULL;
         _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
         _cleanup_free_ char *dir = NULL, *name = NULL, *path = NULL, *pem = NULL, *rogue = NULL;
+        CipherFailure f = _CIPHER_FAILURE_INVALID;
         uint8_t h[16];
         const char *reason = NULL;
         Vector v = {};
@@ -250,37 +271,24 @@ TEST(tampered_controller_certificate_is_refused) {
         ASSERT_OK(controller_cert_find(CONTROLLER_CERT_ECDH, h, 16, &crt, &reason));
         gnutls_x509_crt_deinit(crt);
         crt = NULL;
+        ASSERT_OK(cipher_key_load(t->tcti, &key));
+        ASSERT_OK(decrypt_case(key, &v, 0, &f));
+        cipher_key_close_tpm(key);
 
         /* Swap in the rogue certificate under the good certificate's name. */
         dir = path_in(eve_path(EVE_PATH_CERTS), "controller");
         ASSERT_OK(asprintf(&name, "ecdh-%s.pem", json_str(v.json, "controllerCertHash")));
         rogue = path_in(v.dir, "rogue-ecdh.pem");
         pem = read_text_file(rogue);
+        usleep(10000); /* a later modification time, whatever the file system's granularity */
         write_text(dir, name, pem, 0644);
         ASSERT_ERROR(controller_cert_find(CONTROLLER_CERT_ECDH, h, 16, &crt, &reason), EBADMSG);
         ASSERT_STREQ(reason, "controller certificate file does not match the hash in its name");
 
         /* So the good block now fails with bad-certificate, before the TPM is asked anything. */
-        ASSERT_OK(cipher_key_load(t->tcti, &key));
-        {
-                json_object *cases, *c;
-                CipherBlock b = ORG__LFEDGE__EVE__COMMON__CIPHER_BLOCK__INIT;
-                EncryptionBlock *eb = NULL;
-                CipherFailure f;
-
-                ASSERT_TRUE(json_object_object_get_ex(v.json, "cases", &cases));
-                c = json_object_array_get_idx(cases, 0);
-                b.ciphercontextid = (char *) json_str(c, "contextId");
-                b.initialvalue = bin(c, "iv");
-                b.cipherdata = bin(c, "data");
-                b.cleartextsha256 = bin(c, "sha");
-                ASSERT_ERROR(cipher_block_decrypt(key, v.ctxp, 4, &b, &eb, &f), EBADMSG);
-                ASSERT_EQ(f, CIPHER_FAILURE_BAD_CERT);
-                ASSERT_NULL(key->tpm);
-                free(b.initialvalue.data);
-                free(b.cipherdata.data);
-                free(b.cleartextsha256.data);
-        }
+        ASSERT_ERROR(decrypt_case(key, &v, 0, &f), EBADMSG);
+        ASSERT_EQ(f, CIPHER_FAILURE_BAD_CERT);
+        ASSERT_NULL(key->tpm);
 
         /* Without a root CA nothing chains. */
         path = path_in(eve_path(EVE_PATH_CONFIG), "root-certificate.pem");
@@ -291,6 +299,8 @@ TEST(tampered_controller_certificate_is_refused) {
         pem = read_text_file(rogue);
         write_text(dir, name, pem, 0644);
         ASSERT_ERROR(controller_cert_find(CONTROLLER_CERT_ECDH, h, 16, &crt, &reason), ENOKEY);
+        ASSERT_ERROR(decrypt_case(key, &v, 0, &f), EBADMSG);
+        ASSERT_EQ(f, CIPHER_FAILURE_BAD_CERT);
         vector_done(&v);
 }
 

@@ -986,12 +986,54 @@ static int run_mkfs(const char *dev, const char *label) {
         return 0;
 }
 
-static int
-                mount_vault(struct crypt_device *cd,
-                            int eve_id,
-                            EveVaultToken *t,
-                            const VaultRequest *req,
-                            VaultResult *ret) {
+/* The first activation of a vault that never had a file system: mapped under a temporary name, given an ext4
+ * file system (unless it carries one already: data is never formatted over), closed again. So the mapping's
+ * real name appears only with its file system ready, and a mount unit waiting for it never sees it empty. */
+static int prepare_filesystem(
+                struct crypt_device *cd,
+                int eve_id,
+                EveVaultToken *t,
+                const VaultRequest *req,
+                int slot,
+                const uint8_t *secret,
+                VaultResult *ret) {
+        _cleanup_free_ char *tmp = NULL, *dev = NULL;
+        int r, q;
+
+        if (asprintf(&tmp, "%s-mkfs", req->map_name) < 0 || asprintf(&dev, "/dev/mapper/%s", tmp) < 0)
+                return -ENOMEM;
+        if (is_active(tmp))
+                (void) crypt_deactivate(NULL, tmp); /* left by a crash */
+        r = luks2_activate(cd, tmp, slot, secret, TPM2_SECRET_SIZE);
+        if (r < 0)
+                return r;
+        r = has_ext_magic(dev);
+        if (r == 0) {
+                progress(req, "mkfs", 0, 1);
+                r = run_mkfs(dev, t->name);
+                if (r >= 0) {
+                        progress(req, "mkfs", 1, 1);
+                        ret->made_filesystem = true;
+                }
+        }
+        q = crypt_deactivate(NULL, tmp);
+        if (r < 0)
+                return set_reason(
+                                ret,
+                                r,
+                                VAULT_ERROR_FAILED,
+                                "making the file system on %s failed: %s",
+                                dev,
+                                strerror(-r));
+        if (q < 0)
+                return set_reason(ret, q, VAULT_ERROR_FAILED, "closing %s failed: %s", dev, strerror(-q));
+        t->has_filesystem = true;
+        return save_or_fail(cd, eve_id, t, ret);
+}
+
+/* Mounts the mapping. Where this process may not mount (eve-vaultd's unit: its mount namespace is private,
+ * so systemd's mount unit mounts the mapping for everybody), the mount is left to systemd: not an error. */
+static int mount_vault(const VaultRequest *req, VaultResult *ret) {
         _cleanup_free_ char *dev = NULL;
         int r;
 
@@ -1001,36 +1043,14 @@ static int
                 ret->mounted = true;
                 return 0;
         }
-        if (!t->has_filesystem) {
-                r = has_ext_magic(dev);
-                if (r < 0)
-                        return set_reason(
-                                        ret, r, VAULT_ERROR_FAILED, "cannot read %s: %s", dev, strerror(-r));
-                if (r == 0) {
-                        /* Only a vault that never had a file system gets one: data is never formatted over.
-                         */
-                        progress(req, "mkfs", 0, 1);
-                        r = run_mkfs(dev, t->name);
-                        if (r < 0)
-                                return set_reason(
-                                                ret,
-                                                r,
-                                                VAULT_ERROR_FAILED,
-                                                "mkfs.ext4 on %s failed: %s",
-                                                dev,
-                                                strerror(-r));
-                        progress(req, "mkfs", 1, 1);
-                        ret->made_filesystem = true;
-                }
-                t->has_filesystem = true;
-                r = save_or_fail(cd, eve_id, t, ret);
-                if (r < 0)
-                        return r;
-        }
         r = eve_mkdir_p(req->mount_point, 0755);
         if (r < 0)
                 return set_reason(ret, r, VAULT_ERROR_FAILED, "cannot create %s: %s", req->mount_point, strerror(-r));
-        if (mount(dev, req->mount_point, "ext4", MS_NODEV | MS_NOSUID, NULL) < 0)
+        if (mount(dev, req->mount_point, "ext4", MS_NODEV | MS_NOSUID, NULL) < 0) {
+                if (errno == EPERM || errno == EACCES) {
+                        ret->mount_delegated = true;
+                        return 0;
+                }
                 return set_reason(
                                 ret,
                                 -errno,
@@ -1038,6 +1058,7 @@ static int
                                 "mounting %s at %s failed: %m",
                                 dev,
                                 req->mount_point);
+        }
         ret->mounted = true;
         return 0;
 }
@@ -1054,7 +1075,11 @@ static int
 
         if (!req->map_name)
                 return 0;
-        r = luks2_activate(cd, req->map_name, slot, secret, TPM2_SECRET_SIZE);
+        r = 0;
+        if (req->mount_point && !t->has_filesystem && !is_active(req->map_name))
+                r = prepare_filesystem(cd, eve_id, t, req, slot, secret, ret);
+        if (r >= 0)
+                r = luks2_activate(cd, req->map_name, slot, secret, TPM2_SECRET_SIZE);
         if (r == -EOPNOTSUPP)
                 return set_reason(
                                 ret,
@@ -1062,6 +1087,8 @@ static int
                                 VAULT_ERROR_NO_DM,
                                 "device-mapper unavailable: key verified (%s), volume not mapped",
                                 unlock_method_to_string(ret->key_method));
+        if (r < 0 && ret->error)
+                return 0; /* the reason is set */
         if (r < 0 && r != -EEXIST && r != -EBUSY)
                 return set_reason(
                                 ret,
@@ -1074,7 +1101,7 @@ static int
         if (!req->mount_point)
                 return 0;
         /* The vault is mapped even when mounting fails: the reason says why it is not mounted. */
-        (void) mount_vault(cd, eve_id, t, req, ret);
+        (void) mount_vault(req, ret);
         return 0;
 }
 
@@ -1392,4 +1419,29 @@ int vault_inspect(const char *image, const char *map_name, const char *mount_poi
         ret->activated = is_active(map_name);
         ret->mounted = ret->activated && mount_point && is_mounted(mount_point);
         return 0;
+}
+
+char *vault_mount_unit_name(const char *path) {
+        size_t n = 0;
+        char *s;
+
+        while (*path == '/')
+                path++;
+        s = malloc(strlen(path) * 4 + sizeof(".mount"));
+        if (!s)
+                return NULL;
+        for (const char *p = path; *p; p++) {
+                if (*p == '/') {
+                        while (p[1] == '/')
+                                p++;
+                        if (p[1])
+                                s[n++] = '-';
+                } else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                           (*p >= '0' && *p <= '9') || *p == ':' || *p == '_' || (*p == '.' && p != path))
+                        s[n++] = *p;
+                else
+                        n += (size_t) sprintf(s + n, "\\x%02x", (unsigned char) *p);
+        }
+        strcpy(s + n, ".mount");
+        return s;
 }

@@ -51,6 +51,7 @@ typedef struct VaultResult {
         UnlockMethod key_method;  /* how the key was obtained and proven (UNLOCK_NONE: not proven) */
         bool activated;           /* the dm-crypt mapping exists */
         bool mounted;             /* …and is mounted at the mount point */
+        bool mount_delegated;     /* …and this process may not mount: systemd's mount unit does */
         bool made_filesystem;     /* mkfs.ext4 ran in this operation */
         bool requested;           /* rotate: recorded as requested, to run when its key material arrives */
         uint32_t moved_pcrs;      /* sealing PCRs whose value differs from sealing time */
@@ -124,6 +125,10 @@ int vault_erase(const char *image, const char *map_name, const char *mount_point
 /* Reads the tokens only (no TPM, no key); with map_name/mount_point also whether it is mapped and mounted.
  */
 int vault_inspect(const char *image, const char *map_name, const char *mount_point, VaultResult *ret);
+
+/* systemd's unit name of a mount point, as "systemd-escape --path --suffix=mount" makes it: the unit
+ * eve-vaultd starts after mapping a vault and stops before locking it. */
+char *vault_mount_unit_name(const char *path);
 
 /* Test hook: when $EVE_VAULT_WORKER_CRASH_AT names step, the process kills itself (SIGKILL) right there. */
 void vault_crash_point(const char *step);

@@ -181,6 +181,8 @@ static int print_result(int op_r, const VaultResult *res) {
         if (res->error)
                 json_object_object_add(o, "error", json_object_new_string(res->error));
         json_object_object_add(o, "mounted", json_object_new_boolean(res->mounted));
+        if (res->mount_delegated)
+                json_object_object_add(o, "mount_delegated", json_object_new_boolean(true));
         if (res->made_filesystem)
                 json_object_object_add(o, "made_filesystem", json_object_new_boolean(true));
         if (res->requested)

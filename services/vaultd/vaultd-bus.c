@@ -318,7 +318,7 @@ static int method_delete_vault(sd_bus_message *msg, void *userdata, sd_bus_error
         if (!j)
                 return -ENOMEM;
         log_info("Deleting vault %s: its data will be gone.", name);
-        job_enqueue(j);
+        job_enqueue_after_unmount(j);
         return 1;
 }
 
@@ -494,7 +494,10 @@ static int start_vault_job(sd_bus_message *msg, Vault *v, JobType type, sd_bus_e
         j = job_new(v, type, msg);
         if (!j)
                 return -ENOMEM;
-        job_enqueue(j);
+        if (type == JOB_LOCK)
+                job_enqueue_after_unmount(j); /* systemd stops the units that need it and unmounts first */
+        else
+                job_enqueue(j);
         return 1;
 }
 

@@ -238,6 +238,10 @@ static Job *job_free(Job *j) {
         sd_event_source_disable_unref(j->child_source);
         sd_event_source_disable_unref(j->out_source);
         sd_event_source_disable_unref(j->progress_source);
+        sd_bus_slot_unref(j->unit_call);
+        sd_bus_slot_unref(j->unit_match);
+        sd_event_source_disable_unref(j->unit_timer);
+        free(j->unit_job);
         safe_close(j->out_fd);
         safe_close(j->progress_fd);
         sd_bus_message_unref(j->request);
@@ -769,14 +773,20 @@ static void job_finish(Job *j, int exit_code, int signal_no) {
         case JOB_UNLOCK:
         case JOB_INSPECT:
                 if (o) {
-                        bool activated = jbool(o, "activated"), mounted = jbool(o, "mounted");
+                        bool activated = jbool(o, "activated"), mounted = jbool(o, "mounted"),
+                             delegated = jbool(o, "mount_delegated");
                         UnlockMethod km = unlock_method_from(jstr(o, "key_method"));
 
+                        /* Unlocked: mapped, and mounted here or (where eve-vaultd may not mount) by
+                         * systemd's mount unit, which is started now. */
                         if (!ok && streq_ptr(error, VAULT_ERROR_BAD_IMAGE))
                                 v->state = VAULT_ERROR;
-                        else if (activated && mounted) {
+                        else if (activated && (mounted || delegated || j->type == JOB_INSPECT)) {
                                 v->state = VAULT_UNLOCKED;
-                                config_vault_prepare(v);
+                                if (mounted)
+                                        config_vault_prepare(v);
+                                if (delegated && j->type == JOB_UNLOCK)
+                                        vault_start_mount_unit(v);
                         } else if (activated) {
                                 v->state = VAULT_ERROR;
                                 if (!error)

@@ -130,6 +130,11 @@ struct Job {
         uint64_t generation;
         char *keys_json; /* escrow/share for the worker's --keys-fd; erased when the worker has it */
 
+        /* lock: waiting for systemd to stop the vault's mount unit first */
+        sd_bus_slot *unit_call, *unit_match;
+        sd_event_source *unit_timer;
+        char *unit_job;
+
         /* the running worker */
         pid_t pid;
         sd_event_source *child_source, *out_source, *progress_source;
@@ -171,6 +176,11 @@ int manager_escrow_keys(Manager *m, sd_bus_message *reply);
 int manager_confirm_escrow(Manager *m, sd_bus_message *msg, sd_bus_error *error);
 bool manager_escrow_pending(Manager *m);
 void manager_update_status(Manager *m);
+
+/* vaultd-units.c */
+void vault_start_mount_unit(Vault *v);
+/* Stops the vault's mount unit (waiting for systemd's job), then queues j. */
+void job_enqueue_after_unmount(Job *j);
 
 /* vaultd-bus.c */
 extern const sd_bus_vtable manager_vtable[];

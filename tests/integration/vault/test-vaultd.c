@@ -658,6 +658,16 @@ TEST(create_and_delete) {
                 vt_assert_contains(mp, "/persist/vaults/app-1");
         }
         assert_opened("app-1", "tpm");
+        /* Lock (systemd is asked to unmount first; not on this bus: skipped). */
+        ASSERT_OK(vt_call(path, VT_IFACE, "Lock", NULL, NULL, NULL));
+        {
+                _cleanup_free_ char *state = vt_get_str("app-1", "State"),
+                                    *m = vt_get_str("app-1", "UnlockMethod"),
+                                    *op = vt_get_str("app-1", "LastOperation");
+                ASSERT_STREQ(state, "Locked");
+                ASSERT_STREQ(m, "none");
+                ASSERT_STREQ(op, "lock");
+        }
         ASSERT_EQ(vt_get_pcrs("app-1", "SealingPCRs"), 0x81);
         ASSERT_EQ(vt_get_u64("app-1", "Size"), 40 << 20);
         ASSERT_OK(asprintf(&img, "%s/persist/vault-images/app-1.img", d->root));

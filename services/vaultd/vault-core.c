@@ -77,8 +77,8 @@ static void progress(const VaultRequest *req, const char *phase, uint64_t done, 
 int vault_pcr_policy_check(uint32_t mask, const char **ret_reason) {
         const char *reason = NULL;
 
-        if (mask & ~TPM2_PCRS_MASK)
-                reason = "PCRs must be 0-23";
+        if (mask & ~UINT32_C(0xffff))
+                reason = "PCRs must be 0-15 (EVE's policy range: the PCRs a quote covers)";
         else if (!(mask & 1))
                 reason = "PCR 0 is required";
         else if (mask & (UINT32_C(1) << 5))

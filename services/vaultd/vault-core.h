@@ -96,7 +96,7 @@ typedef struct VaultRequest {
 #define VAULT_REQUEST_INIT \
         { .key_source = _KEY_SOURCE_INVALID }
 
-/* EVE's rules for a sealing PCR set: 1–15 PCRs, PCR 0 required, PCR 5 refused, PCRs 0–23. */
+/* EVE's rules for a sealing PCR set (ValidatePolicyPcr): 1–15 PCRs, each 0–15, PCR 0 required, PCR 5 refused. */
 int vault_pcr_policy_check(uint32_t mask, const char **ret_reason);
 
 /* Each returns < 0 when the operation failed (ret->error and ret->reason say why, ret->token is what was

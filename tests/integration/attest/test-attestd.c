@@ -427,4 +427,56 @@ TEST(pcr_change_retries_with_backoff_until_accepted) {
         daemon_stop(d);
 }
 
+/* --reattest-interval: after a success the next round comes by itself, each with a fresh token. */
+TEST(periodic_reattestation) {
+        Evc *e = evc_new(NULL);
+        Node *n = node_new(e);
+        _cleanup_(attest_props_done) AttestProps p = {};
+        Daemon *d;
+        uint64_t t0;
+
+        registered(n, e);
+        test_bus_start(NULL);
+        d = daemon_start(ATTESTD, "org.eve.Attest", NULL, "--reattest-interval=300ms", NULL);
+        attest_wait_state(d, ATTEST_STATE_BIT(S_COMPLETE), 30000);
+        t0 = now_msec();
+        while (attempts_now() < 4 && now_msec() - t0 < 20000)
+                usleep(20000);
+        attest_wait_state(d, ATTEST_STATE_BIT(S_COMPLETE), 10000);
+        attest_props(&p);
+        ASSERT_GE(p.attempts, 4);
+        ASSERT_STREQ(p.last_error, "");
+        ASSERT_GE(p.next_attempt, 1); /* the next one is scheduled */
+        daemon_stop(d);
+}
+
+/* gps_info from a location file, judged by evc's location lock: no source → refused; the recorded place →
+ * fine; a node carried elsewhere → refused. */
+TEST(location_from_a_file) {
+        Evc *e = evc_new(NULL);
+        Node *n = node_new(e);
+        _cleanup_free_ char *uuid = NULL, *loc = NULL, *arg = NULL;
+        Daemon *d;
+
+        registered(n, e);
+        uuid = device_uuid();
+        ASSERT_EQ(EVC_RUN(e, NULL, "location-lock", "on", uuid), 0);
+        test_bus_start(NULL);
+
+        d = daemon_start(ATTESTD, "org.eve.Attest", NULL, "--retry-base=30s", NULL);
+        attest_wait_state(d, ATTEST_STATE_BIT(S_RESTART_WAIT), 30000);
+        daemon_stop(d);
+
+        ASSERT_OK(asprintf(&loc, "%s/location", n->root));
+        ASSERT_OK(asprintf(&arg, "--location-file=%s", loc));
+        write_text(n->root, "location", "48.8566 2.3522\n", 0644);
+        d = daemon_start(ATTESTD, "org.eve.Attest", NULL, "--retry-base=30s", arg, NULL);
+        attest_wait_state(d, ATTEST_STATE_BIT(S_COMPLETE), 30000);
+
+        write_text(n->root, "location", "-33.9249,18.4241\n", 0644);
+        ASSERT_OK(restart());
+        attest_wait_state(d, ATTEST_STATE_BIT(S_RESTART_WAIT), 30000);
+        daemon_stop(d);
+}
+
 DEFINE_TEST_MAIN

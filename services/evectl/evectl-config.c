@@ -2,36 +2,33 @@
 /* evectl secret list|get NAME [FIELD], evectl config status|refresh: org.eve.Config (eve-configd) for people
  * (a table) and scripts (--json). "secret get" prints the value alone, so that it can be piped; eve-configd
  * decides who may read it (the secret's ACL), evectl adds no rule of its own. */
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
-#include <time.h>
 
 #include "bus-util.h"
+#include "evectl-util.h"
 #include "evectl.h"
 #include "log.h"
 
+#define CONFIG_DAEMON "eve-configd"
 #define CONFIG_BUS_NAME "org.eve.Config"
 #define CONFIG_BUS_PATH "/org/eve/Config"
 #define CONFIG_BUS_INTERFACE "org.eve.Config"
-#define CALL_TIMEOUT_USEC (30U * 1000000U)
 
-static int config_bus_error(int r, const sd_bus_error *e, const char *what) {
-        if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
-                return log_error_errno(
-                                r, "eve-configd is not running (%s is not on the bus).", CONFIG_BUS_NAME);
-        if (e && e->name && strncmp(e->name, "org.eve.Config.Error.", 21) == 0)
-                return log_error_errno(r, "%s (%s)", e->message ?: "Refused.", e->name + 21);
-        return log_error_errno(r, "Cannot %s: %s", what, e && e->message ? e->message : strerror(-r));
-}
-
-static void print_json(json_object *o) {
-        printf("%s\n",
-               json_object_to_json_string_ext(
-                               o,
-                               JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                               JSON_C_TO_STRING_NOSLASHESCAPE));
+static int call(sd_bus *bus, const char *method, sd_bus_error *e, sd_bus_message **reply, const char *name) {
+        return sd_bus_call_method(
+                        bus,
+                        CONFIG_BUS_NAME,
+                        CONFIG_BUS_PATH,
+                        CONFIG_BUS_INTERFACE,
+                        method,
+                        e,
+                        reply,
+                        name ? "s" : NULL,
+                        name);
 }
 
 /* ---- secret list ---- */
@@ -39,91 +36,70 @@ static void print_json(json_object *o) {
 static int secret_list(sd_bus *bus) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_bus_error_ sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(table_freep) Table *t = NULL;
         json_object *arr = NULL;
-        unsigned n = 0;
         int r;
 
-        r = sd_bus_call_method(
-                        bus,
-                        CONFIG_BUS_NAME,
-                        CONFIG_BUS_PATH,
-                        CONFIG_BUS_INTERFACE,
-                        "ListSecrets",
-                        &e,
-                        &reply,
-                        NULL);
+        r = call(bus, "ListSecrets", &e, &reply, NULL);
         if (r < 0)
-                return config_bus_error(r, &e, "list the secrets");
-        if (arg_evectl.json) {
+                return evectl_bus_error(r, &e, CONFIG_DAEMON, CONFIG_BUS_NAME, "list the secrets");
+        if (arg_evectl.json)
                 arr = json_object_new_array();
-                if (!arr)
-                        return log_oom();
-        } else
-                printf("%-32s %-10s %-10s %s\n", "NAME", "KIND", "SOURCE", "READERS");
+        else
+                t = table_new(4, "NAME", "KIND", "SOURCE", "READERS");
+        if (!arr && !t)
+                return log_oom();
 
         r = sd_bus_message_enter_container(reply, 'a', "(sssasau)");
-        while (r >= 0) {
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'r', "sssasau")) > 0) {
                 _cleanup_free_ char *readers = NULL;
                 const char *name, *kind, *source;
                 char **units = NULL;
-                const uint32_t *uids;
-                size_t uids_size;
-                FILE *f;
-                size_t len = 0;
+                const uint32_t *uids = NULL;
+                size_t size = 0, len = 0;
+                json_object *ju = NULL, *jid = NULL;
+                FILE *f = NULL;
 
-                r = sd_bus_message_enter_container(reply, 'r', "sssasau");
-                if (r <= 0)
-                        break;
                 r = sd_bus_message_read(reply, "sss", &name, &kind, &source);
                 if (r >= 0)
                         r = sd_bus_message_read_strv(reply, &units);
                 if (r >= 0)
-                        r = sd_bus_message_read_array(reply, 'u', (const void **) &uids, &uids_size);
+                        r = sd_bus_message_read_array(reply, 'u', (const void **) &uids, &size);
                 if (r >= 0)
                         r = sd_bus_message_exit_container(reply);
-                if (r < 0) {
+                if (r >= 0 && arr) {
+                        json_object *s = json_object_new_object();
+                        ju = json_object_new_array();
+                        jid = json_object_new_array();
                         for (char **u = units; u && *u; u++)
-                                free(*u);
-                        free(units);
-                        break;
-                }
-                if (arr) {
-                        json_object *s = json_object_new_object(), *ju = json_object_new_array(),
-                                    *jid = json_object_new_array();
+                                json_object_array_add(ju, json_object_new_string(*u));
+                        for (size_t i = 0; i < size / sizeof(uint32_t); i++)
+                                json_object_array_add(jid, json_object_new_int64(uids[i]));
                         json_object_object_add(s, "name", json_object_new_string(name));
                         json_object_object_add(s, "kind", json_object_new_string(kind));
                         json_object_object_add(s, "source", json_object_new_string(source));
-                        for (char **u = units; u && *u; u++)
-                                json_object_array_add(ju, json_object_new_string(*u));
-                        for (size_t i = 0; i < uids_size / sizeof(uint32_t); i++)
-                                json_object_array_add(jid, json_object_new_int64(uids[i]));
                         json_object_object_add(s, "units", ju);
                         json_object_object_add(s, "uids", jid);
                         json_object_array_add(arr, s);
-                } else {
+                } else if (r >= 0) {
                         f = open_memstream(&readers, &len);
                         if (!f)
                                 r = -ENOMEM;
-                        else {
-                                for (char **u = units; u && *u; u++)
-                                        fprintf(f, "%s%s", u == units ? "" : " ", *u);
-                                for (size_t i = 0; i < uids_size / sizeof(uint32_t); i++)
-                                        fprintf(f,
-                                                "%suid %u",
-                                                units && *units ? " " : (i ? " " : ""),
-                                                uids[i]);
+                        for (char **u = units; f && u && *u; u++)
+                                fprintf(f, "%s%s", u == units ? "" : " ", *u);
+                        for (size_t i = 0; f && i < size / sizeof(uint32_t); i++)
+                                fprintf(f,
+                                        "%suid %" PRIu32,
+                                        i == 0 && !(units && *units) ? "" : " ",
+                                        uids[i]);
+                        if (f)
                                 fclose(f);
-                                printf("%-32s %-10s %-10s %s\n",
-                                       name,
-                                       kind,
-                                       source,
-                                       isempty(readers) ? "-" : readers);
-                        }
+                        if (r >= 0)
+                                r = table_add_row(t, name, kind, source, isempty(readers) ? NULL : readers);
                 }
                 for (char **u = units; u && *u; u++)
                         free(*u);
                 free(units);
-                n++;
         }
         if (r >= 0)
                 r = sd_bus_message_exit_container(reply);
@@ -132,11 +108,11 @@ static int secret_list(sd_bus *bus) {
                 return log_error_errno(r, "Cannot parse the secret list: %m");
         }
         if (arr) {
-                print_json(arr);
+                r = evectl_json_print(arr);
                 json_object_put(arr);
-        } else if (n == 0)
-                printf("(no secrets)\n");
-        return 0;
+                return r;
+        }
+        return table_print(t, stdout);
 }
 
 /* ---- secret get ---- */
@@ -145,22 +121,17 @@ static int secret_get(sd_bus *bus, const char *name, const char *field) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_bus_error_ sd_bus_error e = SD_BUS_ERROR_NULL;
         json_object *o = NULL;
-        const char *f, *v, *first = NULL;
+        const char *f, *v;
         unsigned n = 0, printed = 0;
         int r;
 
-        r = sd_bus_call_method(
-                        bus,
-                        CONFIG_BUS_NAME,
-                        CONFIG_BUS_PATH,
-                        CONFIG_BUS_INTERFACE,
-                        "GetSecret",
-                        &e,
-                        &reply,
-                        "s",
-                        name);
-        if (r < 0)
-                return config_bus_error(r, &e, "read the secret");
+        r = call(bus, "GetSecret", &e, &reply, name);
+        if (r < 0) {
+                /* Refusals are eve-configd's to explain (an ACL, not the admin group, decides). */
+                if (e.name && strncmp(e.name, "org.eve.Config.Error.", 21) == 0)
+                        return log_error_errno(r, "%s (%s)", e.message ?: "Refused.", e.name + 21);
+                return evectl_bus_error(r, &e, CONFIG_DAEMON, CONFIG_BUS_NAME, "read the secret");
+        }
         if (arg_evectl.json && !(o = json_object_new_object()))
                 return log_oom();
         /* Count first: one field prints bare, several as FIELD=VALUE lines. */
@@ -172,14 +143,12 @@ static int secret_get(sd_bus *bus, const char *name, const char *field) {
         if (r >= 0)
                 r = sd_bus_message_enter_container(reply, 'a', "{ss}");
         while (r >= 0 && (r = sd_bus_message_read(reply, "{ss}", &f, &v)) > 0) {
-                if (!first)
-                        first = f;
                 if (field && !streq(f, field))
                         continue;
                 if (o)
                         json_object_object_add(o, f, json_object_new_string(v));
                 else if (field || n == 1)
-                        fputs(v, stdout), fputc('\n', stdout);
+                        printf("%s\n", v);
                 else
                         printf("%s=%s\n", f, v);
                 printed++;
@@ -189,8 +158,10 @@ static int secret_get(sd_bus *bus, const char *name, const char *field) {
                 return log_error_errno(r, "Cannot parse the secret: %m");
         }
         if (o) {
-                print_json(o);
+                r = evectl_json_print(o);
                 json_object_put(o);
+                if (r < 0)
+                        return r;
         }
         if (field && printed == 0)
                 return log_error_errno(
@@ -200,158 +171,101 @@ static int secret_get(sd_bus *bus, const char *name, const char *field) {
 
 /* ---- config status / refresh ---- */
 
-/* "2026-11-22 19:40:01 UTC" for µs since the epoch; "never" for 0. */
-static void format_usec(uint64_t usec, char buf[static 32]) {
-        time_t t = (time_t) (usec / 1000000U);
-        struct tm tm;
+/* "name=count …" of a counter dictionary's non-zero entries; "-" when none. */
+static char *counters(json_object *o) {
+        char *s = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&s, &len);
 
-        if (usec == 0 || !gmtime_r(&t, &tm) || strftime(buf, 32, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-                strcpy(buf, usec == 0 ? "never" : "?");
+        if (!f)
+                return NULL;
+        if (o && json_object_is_type(o, json_type_object)) {
+                bool first = true;
+                json_object_object_foreach(o, k, v) {
+                        if (json_object_get_uint64(v) == 0)
+                                continue;
+                        fprintf(f, "%s%s=%" PRIu64, first ? "" : " ", k, json_object_get_uint64(v));
+                        first = false;
+                }
+        }
+        fclose(f);
+        if (isempty(s)) {
+                free(s);
+                return strdup("-");
+        }
+        return s;
 }
 
 static int config_status(sd_bus *bus) {
-        static const struct {
-                const char *name, *label;
-                char type;
-        } props[] = {
-                { "ConfigHash", "Config hash:", 's' },
-                { "Origin", "From:", 's' },
-                { "Secrets", "Secrets:", 'u' },
-                { "Stored", "Stored:", 'b' },
-                { "StorageState", "Storage:", 's' },
-                { "VaultState", "Config vault:", 's' },
-                { "LastFetch", "Last fetch:", 't' },
-                { "LastFetchResult", "Result:", 's' },
-                { "LastFetchError", "Error:", 's' },
-                { "LastSuccess", "Last success:", 't' },
-                { "FetchInterval", "Interval:", 't' },
-                { "CipherSuccesses", "Decrypted:", 't' },
-                { "CipherFailures", "Failed:", 't' },
-                { "CleartextFallbacks", "Cleartext used:", 't' },
-                { "CredentialsServed", "Credentials served:", 't' },
-                { "CredentialsRefused", "Credentials refused:", 't' },
-                { "CipherErrors", "Cipher errors:", 'a' },
-                { "CipherFailureReasons", "Failure reasons:", 'a' },
-        };
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_bus_error_ sd_bus_error e = SD_BUS_ERROR_NULL;
-        json_object *o;
+        _cleanup_free_ char *errors = NULL, *reasons = NULL;
+        char fetch[32], success[32], nums[8][32];
+        json_object *o = NULL, *x;
         int r;
 
-        r = sd_bus_call_method(
-                        bus,
-                        CONFIG_BUS_NAME,
-                        CONFIG_BUS_PATH,
-                        "org.freedesktop.DBus.Properties",
-                        "GetAll",
-                        &e,
-                        &reply,
-                        "s",
-                        CONFIG_BUS_INTERFACE);
+        r = evectl_get_all(bus, CONFIG_BUS_NAME, CONFIG_BUS_PATH, CONFIG_BUS_INTERFACE, &e, &o);
         if (r < 0)
-                return config_bus_error(r, &e, "read the configuration state");
-        o = json_object_new_object();
-        if (!o)
-                return log_oom();
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        while (r >= 0) {
-                const char *name, *contents;
-                char type;
-
-                r = sd_bus_message_enter_container(reply, 'e', "sv");
-                if (r <= 0)
-                        break;
-                r = sd_bus_message_read(reply, "s", &name);
-                if (r >= 0)
-                        r = sd_bus_message_peek_type(reply, &type, &contents);
-                if (r < 0)
-                        break;
-                if (streq(contents, "s")) {
-                        const char *s;
-                        r = sd_bus_message_read(reply, "v", "s", &s);
-                        if (r >= 0)
-                                json_object_object_add(o, name, json_object_new_string(s));
-                } else if (streq(contents, "t")) {
-                        uint64_t t;
-                        r = sd_bus_message_read(reply, "v", "t", &t);
-                        if (r >= 0)
-                                json_object_object_add(o, name, json_object_new_uint64(t));
-                } else if (streq(contents, "u")) {
-                        uint32_t u;
-                        r = sd_bus_message_read(reply, "v", "u", &u);
-                        if (r >= 0)
-                                json_object_object_add(o, name, json_object_new_int64(u));
-                } else if (streq(contents, "b")) {
-                        int b;
-                        r = sd_bus_message_read(reply, "v", "b", &b);
-                        if (r >= 0)
-                                json_object_object_add(o, name, json_object_new_boolean(b));
-                } else if (streq(contents, "a{st}")) {
-                        json_object *m = json_object_new_object();
-                        const char *k;
-                        uint64_t c;
-
-                        r = sd_bus_message_enter_container(reply, 'v', "a{st}");
-                        if (r >= 0)
-                                r = sd_bus_message_enter_container(reply, 'a', "{st}");
-                        while (r >= 0 && (r = sd_bus_message_read(reply, "{st}", &k, &c)) > 0)
-                                if (c > 0)
-                                        json_object_object_add(m, k, json_object_new_uint64(c));
-                        if (r >= 0)
-                                r = sd_bus_message_exit_container(reply);
-                        if (r >= 0)
-                                r = sd_bus_message_exit_container(reply);
-                        json_object_object_add(o, name, m);
-                } else
-                        r = sd_bus_message_skip(reply, "v");
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-        }
-        if (r < 0) {
-                json_object_put(o);
-                return log_error_errno(r, "Cannot parse the configuration state: %m");
-        }
+                return evectl_bus_error(
+                                r, &e, CONFIG_DAEMON, CONFIG_BUS_NAME, "read the configuration state");
         if (arg_evectl.json) {
-                print_json(o);
+                r = evectl_json_print(o);
                 json_object_put(o);
-                return 0;
+                return r;
         }
-        for (size_t i = 0; i < ELEMENTSOF(props); i++) {
-                json_object *v;
-                char buf[32];
-
-                if (!json_object_object_get_ex(o, props[i].name, &v))
-                        continue;
-                switch (props[i].type) {
-                case 's':
-                        printf("%-21s %s\n",
-                               props[i].label,
-                               isempty(json_object_get_string(v)) ? "-" : json_object_get_string(v));
-                        break;
-                case 'b':
-                        printf("%-21s %s\n", props[i].label, json_object_get_boolean(v) ? "yes" : "no");
-                        break;
-                case 'u':
-                        printf("%-21s %" PRId64 "\n", props[i].label, json_object_get_int64(v));
-                        break;
-                case 't':
-                        if (streq(props[i].name, "LastFetch") || streq(props[i].name, "LastSuccess")) {
-                                format_usec(json_object_get_uint64(v), buf);
-                                printf("%-21s %s\n", props[i].label, buf);
-                        } else if (streq(props[i].name, "FetchInterval"))
-                                printf("%-21s %.1f s\n", props[i].label, json_object_get_uint64(v) / 1e6);
-                        else
-                                printf("%-21s %" PRIu64 "\n", props[i].label, json_object_get_uint64(v));
-                        break;
-                case 'a':
-                        printf("%-21s", props[i].label);
-                        if (json_object_object_length(v) == 0)
-                                printf(" -");
-                        json_object_object_foreach(v, k, c)
-                                        printf(" %s=%" PRIu64, k, json_object_get_uint64(c));
-                        printf("\n");
-                        break;
-                }
+        evectl_format_time(evectl_json_u64(o, "LastFetch"), fetch);
+        evectl_format_time(evectl_json_u64(o, "LastSuccess"), success);
+        static const char *const num_keys[] = { "Secrets",           "CipherSuccesses",
+                                                "CipherFailures",    "CleartextFallbacks",
+                                                "CredentialsServed", "CredentialsRefused" };
+        for (size_t i = 0; i < ELEMENTSOF(num_keys); i++)
+                snprintf(nums[i], sizeof nums[i], "%" PRIu64, evectl_json_u64(o, num_keys[i]));
+        snprintf(nums[6], sizeof nums[6], "%.1f s", (double) evectl_json_u64(o, "FetchInterval") / 1e6);
+        snprintf(nums[7],
+                 sizeof nums[7],
+                 "%s",
+                 json_object_object_get_ex(o, "Stored", &x) && json_object_get_boolean(x) ? "yes" : "no");
+        errors = counters(json_object_object_get_ex(o, "CipherErrors", &x) ? x : NULL);
+        reasons = counters(json_object_object_get_ex(o, "CipherFailureReasons", &x) ? x : NULL);
+        {
+                const char *const kv[] = {
+                        "Config hash",
+                        evectl_json_str(o, "ConfigHash"),
+                        "From",
+                        evectl_json_str(o, "Origin"),
+                        "Secrets",
+                        nums[0],
+                        "Stored",
+                        nums[7],
+                        "Storage",
+                        evectl_json_str(o, "StorageState"),
+                        "Config vault",
+                        evectl_json_str(o, "VaultState"),
+                        "Last fetch",
+                        fetch,
+                        "Result",
+                        evectl_json_str(o, "LastFetchResult"),
+                        "Error",
+                        evectl_json_str(o, "LastFetchError"),
+                        "Last success",
+                        success,
+                        "Interval",
+                        nums[6],
+                        "Decrypted",
+                        nums[1],
+                        "Failed",
+                        nums[2],
+                        "Cleartext used",
+                        nums[3],
+                        "Credentials served",
+                        nums[4],
+                        "Credentials refused",
+                        nums[5],
+                        "Cipher errors",
+                        errors,
+                        "Failure reasons",
+                        reasons,
+                };
+                evectl_print_fields(stdout, kv, ELEMENTSOF(kv));
         }
         json_object_put(o);
         return 0;
@@ -363,17 +277,10 @@ static int config_refresh(sd_bus *bus) {
         const char *result;
         int r;
 
-        r = sd_bus_call_method(
-                        bus,
-                        CONFIG_BUS_NAME,
-                        CONFIG_BUS_PATH,
-                        CONFIG_BUS_INTERFACE,
-                        "Refresh",
-                        &e,
-                        &reply,
-                        NULL);
+        (void) sd_bus_set_method_call_timeout(bus, EVECTL_LONG_CALL_TIMEOUT_USEC);
+        r = call(bus, "Refresh", &e, &reply, NULL);
         if (r < 0)
-                return config_bus_error(r, &e, "fetch the configuration");
+                return evectl_bus_error(r, &e, CONFIG_DAEMON, CONFIG_BUS_NAME, "fetch the configuration");
         r = sd_bus_message_read(reply, "s", &result);
         if (r < 0)
                 return log_error_errno(r, "Cannot parse the answer: %m");
@@ -386,17 +293,7 @@ static int config_refresh(sd_bus *bus) {
 
 /* ---- verbs ---- */
 
-static int open_bus(sd_bus **ret) {
-        int r;
-
-        r = sd_bus_open_system(ret);
-        if (r < 0)
-                return log_error_errno(r, "Cannot connect to the system bus: %m");
-        (void) sd_bus_set_method_call_timeout(*ret, CALL_TIMEOUT_USEC);
-        return 0;
-}
-
-/* Takes --json and -h from anywhere; the rest are positional. */
+/* Takes --json and -h from anywhere; the rest are positional. 0: help printed; 1: go on. */
 static int parse_args(int argc, char **argv, const char *usage, char **pos, size_t max, size_t *ret_n) {
         size_t n = 0;
 
@@ -437,7 +334,7 @@ int verb_secret(int argc, char **argv) {
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "evectl secret list takes no arguments.");
         if (streq(pos[0], "get") && (n < 2 || isempty(pos[1])))
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "evectl secret get needs a secret's NAME.");
-        r = open_bus(&bus);
+        r = evectl_bus_open(&bus);
         if (r < 0)
                 return r;
         return streq(pos[0], "list") ? secret_list(bus) : secret_get(bus, pos[1], pos[2]);
@@ -462,7 +359,7 @@ int verb_config(int argc, char **argv) {
                                 SYNTHETIC_ERRNO(EINVAL),
                                 "Unknown command 'config %s' (status, refresh).",
                                 pos[0]);
-        r = open_bus(&bus);
+        r = evectl_bus_open(&bus);
         if (r < 0)
                 return r;
         return streq(pos[0], "status") ? config_status(bus) : config_refresh(bus);

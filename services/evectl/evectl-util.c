@@ -81,6 +81,47 @@ static json_object *read_basic(sd_bus_message *m, char type, int *r) {
         }
 }
 
+static int read_value(sd_bus_message *m, json_object **ret);
+
+/* A dictionary with string keys (a{s…}) as a JSON object; other keys as null. */
+static int read_dict(sd_bus_message *m, const char *contents, json_object **ret) {
+        _cleanup_free_ char *entry = NULL;
+        json_object *o;
+        int r;
+
+        if (contents[1] != 's')
+                return sd_bus_message_skip(m, NULL) < 0 ? -EBADMSG : (*ret = json_object_new_null(), 0);
+        entry = strndup(contents + 1, strlen(contents) - 2); /* "{sv}" → "sv" */
+        if (!entry)
+                return -ENOMEM;
+        r = sd_bus_message_enter_container(m, 'a', contents);
+        if (r < 0)
+                return r;
+        o = json_object_new_object();
+        while ((r = sd_bus_message_enter_container(m, 'e', entry)) > 0) {
+                json_object *v = NULL;
+                const char *key;
+
+                r = sd_bus_message_read(m, "s", &key);
+                if (r >= 0)
+                        r = read_value(m, &v);
+                if (r >= 0)
+                        json_object_object_add(o, key, v);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        if (r < 0) {
+                json_object_put(o);
+                return r;
+        }
+        *ret = o;
+        return 0;
+}
+
 /* One value of the message's next complete type, recursively. */
 static int read_value(sd_bus_message *m, json_object **ret) {
         const char *contents;
@@ -103,8 +144,7 @@ static int read_value(sd_bus_message *m, json_object **ret) {
                         return r;
                 }
                 if (type == 'a' && contents[0] == '{')
-                        return sd_bus_message_skip(m, NULL) < 0 ? -EBADMSG
-                                                                : (*ret = json_object_new_null(), 0);
+                        return read_dict(m, contents, ret);
                 r = sd_bus_message_enter_container(m, type, contents);
                 if (r < 0)
                         return r;

@@ -26,7 +26,8 @@ int evectl_bus_error(
                 int r, const sd_bus_error *e, const char *daemon, const char *bus_name, const char *what);
 
 /* All properties of interface at path as a JSON object (names as on the bus; s, o, b, y, n, q, i, u, x, t,
- * d, arrays of those and structs of those become strings, booleans, numbers, arrays). */
+ * d, arrays of those and structs of those become strings, booleans, numbers, arrays; dictionaries with string
+ * keys become objects). */
 int evectl_get_all(
                 sd_bus *bus,
                 const char *dest,

@@ -232,7 +232,7 @@ static int method_get_vault(sd_bus_message *msg, void *userdata, sd_bus_error *e
 static int method_create_vault(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         const char *name, *source_str;
-        KeySource source;
+        KeySource source = _KEY_SOURCE_INVALID;
         uint64_t size;
         uint32_t pcrs;
         Vault *v;
@@ -512,7 +512,7 @@ static int method_lock(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 static int method_change_key(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Vault *v = userdata;
         const char *source_str;
-        KeySource source;
+        KeySource source = _KEY_SOURCE_INVALID;
         uint32_t pcrs;
         Job *j;
         int r;

@@ -730,18 +730,21 @@ static void job_finish(Job *j, int exit_code, int signal_no) {
         if (j->out)
                 o = json_tokener_parse(j->out);
         if (!o || !json_object_is_type(o, json_type_object)) {
+                int k;
                 if (signal_no > 0)
-                        (void) asprintf(&message,
-                                        "the vault worker was killed by signal %d (%s) during %s",
-                                        signal_no,
-                                        strsignal(signal_no),
-                                        job_type_to_string(j->type));
+                        k = asprintf(&message,
+                                     "the vault worker was killed by signal %d (%s) during %s",
+                                     signal_no,
+                                     strsignal(signal_no),
+                                     job_type_to_string(j->type));
                 else
-                        (void) asprintf(&message,
-                                        "the vault worker failed (exit status %d) during %s without a "
-                                        "result",
-                                        exit_code,
-                                        job_type_to_string(j->type));
+                        k = asprintf(&message,
+                                     "the vault worker failed (exit status %d) during %s without a "
+                                     "result",
+                                     exit_code,
+                                     job_type_to_string(j->type));
+                if (k < 0)
+                        message = NULL; /* out of memory: the generic reason below */
                 error = VAULT_ERROR_WORKER_FAILED;
                 reason = message ?: "the vault worker failed";
                 log_error("Vault %s: %s.", v->name, reason);

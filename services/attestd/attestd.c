@@ -19,6 +19,7 @@
 #include "bus-util.h"
 #include "controller-client.h"
 #include "crypto-util.h"
+#include "encoding.h"
 #include "log.h"
 #include "main-func.h"
 #include "memory-util.h"
@@ -107,35 +108,6 @@ static uint64_t now_realtime(void) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000U;
 }
 
-/* "100ms", "5s", "10min", "2h", or plain seconds. */
-static int parse_time(const char *s, uint64_t *ret) {
-        static const struct {
-                const char *suffix;
-                uint64_t usec;
-        } units[] = {
-                { "ms", USEC_PER_MSEC },       { "s", USEC_PER_SEC }, { "min", 60U * USEC_PER_SEC },
-                { "h", 3600U * USEC_PER_SEC }, { "", USEC_PER_SEC },
-        };
-        uint64_t v = 0;
-        const char *p = s;
-
-        if (!s || !('0' <= *s && *s <= '9'))
-                return -EINVAL;
-        for (; '0' <= *p && *p <= '9'; p++) {
-                if (v > (UINT64_MAX - 9) / 10)
-                        return -ERANGE;
-                v = v * 10 + (uint64_t) (*p - '0');
-        }
-        for (size_t i = 0; i < ELEMENTSOF(units); i++)
-                if (streq(p, units[i].suffix)) {
-                        if (v > UINT64_MAX / units[i].usec)
-                                return -ERANGE;
-                        *ret = v * units[i].usec;
-                        return 0;
-                }
-        return -EINVAL;
-}
-
 static void test_hook_parse(Manager *m) {
         const char *h = getenv_nonempty(TEST_HOOK_ENV);
 
@@ -149,7 +121,7 @@ static void test_hook_parse(Manager *m) {
                 m->hook = TEST_HOOK_TAMPER_PCR;
         else if (streq(h, "replay-nonce"))
                 m->hook = TEST_HOOK_REPLAY_NONCE;
-        else if (strncmp(h, "delay-quote=", 12) == 0 && parse_time(h + 12, &m->hook_delay) >= 0)
+        else if (strncmp(h, "delay-quote=", 12) == 0 && parse_timespan(h + 12, &m->hook_delay) >= 0)
                 m->hook = TEST_HOOK_DELAY_QUOTE;
         else {
                 log_warning("Ignoring unknown %s=%s.", TEST_HOOK_ENV, h);
@@ -1195,7 +1167,7 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_RETRY_BASE:
                 case ARG_RETRY_MAX:
                 case ARG_REATTEST:
-                        r = parse_time(optarg,
+                        r = parse_timespan(optarg,
                                        c == ARG_RETRY_BASE                  ? &arg_retry_base
                                                        : c == ARG_RETRY_MAX ? &arg_retry_max
                                                                             : &arg_reattest);

@@ -16,18 +16,6 @@
 
 typedef Org__Lfedge__Eve__Config__ConfigRequest ConfigRequest;
 
-static uint64_t now_realtime(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
-static uint64_t now_monotonic(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static uint64_t backoff(Manager *m) {
         uint64_t d = m->fetch_retry, cap = MAX(m->fetch_interval, m->fetch_retry);
         uint32_t rnd = 0;
@@ -85,7 +73,7 @@ static void fetch_end(Manager *m, FetchResult result, const char *error) {
         m->last_error = error ? strdup(error) : NULL;
         if (ok) {
                 m->fetch_failures = 0;
-                m->last_success = now_realtime();
+                m->last_success = now_usec(CLOCK_REALTIME);
                 manager_fetch_schedule(m, m->fetch_interval);
         } else {
                 uint64_t d;
@@ -238,7 +226,7 @@ static void fetch_begin(Manager *m) {
 
         if (m->fetch_request || m->token_slot)
                 return; /* one at a time */
-        m->last_attempt = now_realtime();
+        m->last_attempt = now_usec(CLOCK_REALTIME);
         m->fetches++;
         if (client_ensure(m) < 0)
                 return;
@@ -290,7 +278,7 @@ static void on_certs(ControllerClient *c, int error, const ControllerReply *repl
 }
 
 void manager_certs_refetch(Manager *m, const char *why) {
-        uint64_t now = now_monotonic();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
 
         if (!m->fetch_enabled || m->certs_request || !m->client)
                 return;

@@ -40,9 +40,9 @@ const char *fetch_result_to_string(FetchResult r) {
         return r >= 0 && r < _FETCH_RESULT_MAX ? result_names[r] : NULL;
 }
 
-static uint64_t now_realtime(void) {
+uint64_t now_usec(clockid_t clock) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(clock, &ts);
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
@@ -454,7 +454,7 @@ static void tpm_idle_arm(Manager *m) {
 
 static void count_failure(Manager *m, const Secret *s, CipherFailure f, const char *who) {
         m->metrics.failure++;
-        m->metrics.last_failure = now_realtime();
+        m->metrics.last_failure = now_usec(CLOCK_REALTIME);
         m->metrics.by_failure[f]++;
         m->metrics.by_error[cipher_failure_to_cipher_error(f)]++;
         log_warning("Secret %s for %s: %s", s->name, who, cipher_failure_to_message(f));
@@ -544,7 +544,7 @@ int manager_deliver(
                 return r;
         if (s->block) {
                 m->metrics.success++;
-                m->metrics.last_success = now_realtime();
+                m->metrics.last_success = now_usec(CLOCK_REALTIME);
                 manager_emit_changed(m, "CipherSuccesses", NULL);
         }
         log_info("Delivered secret %s%s%s to %s.", s->name, isempty(field) ? "" : "@", field ?: "", who);

@@ -7,6 +7,7 @@
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
+#include <time.h>
 
 #include "configd-acl.h"
 #include "configd-cipher.h"
@@ -59,6 +60,8 @@ typedef enum FetchResult {
 } FetchResult;
 
 const char *config_origin_to_string(ConfigOrigin o);
+/* µs of clock (CLOCK_REALTIME for the properties, CLOCK_MONOTONIC for intervals). */
+uint64_t now_usec(clockid_t clock);
 const char *fetch_result_to_string(FetchResult r);
 
 typedef struct CipherMetrics {

@@ -9,6 +9,7 @@
 
 #include "bus-util.h"
 #include "configd-manager.h"
+#include "encoding.h"
 #include "log.h"
 #include "main-func.h"
 #include "memory-util.h"
@@ -54,29 +55,6 @@ static void help(void) {
                eve_path(EVE_PATH_CONFIG),
                eve_path(EVE_PATH_VAULTS),
                eve_path(EVE_PATH_RUN));
-}
-
-/* "1.5s", "500ms", "2min", "1h", "60" (seconds) → µs. */
-static int parse_time(const char *s, uint64_t *ret) {
-        static const struct {
-                const char *suffix;
-                double usec;
-        } units[] = { { "ms", 1e3 }, { "s", 1e6 }, { "min", 60e6 }, { "h", 3600e6 }, { "", 1e6 } };
-        char *end;
-        double v;
-
-        errno = 0;
-        v = strtod(s, &end);
-        if (errno != 0 || end == s || v < 0)
-                return -EINVAL;
-        for (size_t i = 0; i < ELEMENTSOF(units); i++)
-                if (streq(end, units[i].suffix)) {
-                        if (v * units[i].usec > 1e15)
-                                return -ERANGE;
-                        *ret = (uint64_t) (v * units[i].usec);
-                        return 0;
-                }
-        return -EINVAL;
 }
 
 static int parse_argv(int argc, char *argv[]) {
@@ -142,7 +120,7 @@ static int parse_argv(int argc, char *argv[]) {
                         t = c == ARG_INTERVAL            ? &arg_interval
                                         : c == ARG_RETRY ? &arg_retry
                                                          : &arg_info_interval;
-                        r = parse_time(optarg, t);
+                        r = parse_timespan(optarg, t);
                         if (r < 0 || *t == 0)
                                 return log_error_errno(
                                                 SYNTHETIC_ERRNO(EINVAL), "Bad time span '%s'.", optarg);

@@ -139,3 +139,31 @@ int parse_size(const char *s, uint64_t *ret) {
         *ret = v * mul;
         return 0;
 }
+
+int parse_timespan(const char *s, uint64_t *ret_usec) {
+        static const struct {
+                const char *suffix;
+                uint64_t usec;
+        } units[] = {
+                { "ms", UINT64_C(1000) },      { "s", UINT64_C(1000000) }, { "min", UINT64_C(60000000) },
+                { "h", UINT64_C(3600000000) }, { "", UINT64_C(1000000) },
+        };
+        uint64_t v = 0;
+        const char *p = s;
+
+        if (!s || !('0' <= *s && *s <= '9'))
+                return -EINVAL;
+        for (; '0' <= *p && *p <= '9'; p++) {
+                if (v > (UINT64_MAX - 9) / 10)
+                        return -ERANGE;
+                v = v * 10 + (uint64_t) (*p - '0');
+        }
+        for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                if (streq(p, units[i].suffix)) {
+                        if (v > UINT64_MAX / units[i].usec)
+                                return -ERANGE;
+                        *ret_usec = v * units[i].usec;
+                        return 0;
+                }
+        return -EINVAL;
+}

@@ -19,3 +19,7 @@ int base64_decode(const char *s, size_t len, bool secure, uint8_t **ret, size_t 
 /* A size as people write it: decimal bytes, or with a K, M, G or T suffix (powers of 1024): "512M", "2G".
  * -EINVAL on anything else, -ERANGE on overflow. */
 int parse_size(const char *s, uint64_t *ret);
+
+/* A time span as people write it, in µs: decimal with ms, s, min or h, or plain seconds: "100ms", "5s",
+ * "10min", "2h", "60". -EINVAL on anything else, -ERANGE on overflow. */
+int parse_timespan(const char *s, uint64_t *ret_usec);

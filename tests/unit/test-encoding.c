@@ -69,4 +69,27 @@ TEST(bad_input_refused) {
         ASSERT_NULL(d);
 }
 
+TEST(parse_timespan_as_people_write_it) {
+        uint64_t v = 0;
+
+        ASSERT_OK(parse_timespan("100ms", &v));
+        ASSERT_EQ(v, 100000);
+        ASSERT_OK(parse_timespan("5s", &v));
+        ASSERT_EQ(v, 5000000);
+        ASSERT_OK(parse_timespan("60", &v));
+        ASSERT_EQ(v, 60000000);
+        ASSERT_OK(parse_timespan("10min", &v));
+        ASSERT_EQ(v, 600000000);
+        ASSERT_OK(parse_timespan("2h", &v));
+        ASSERT_EQ(v, UINT64_C(7200000000));
+        ASSERT_ERROR(parse_timespan("", &v), EINVAL);
+        ASSERT_ERROR(parse_timespan("s", &v), EINVAL);
+        ASSERT_ERROR(parse_timespan("-1s", &v), EINVAL);
+        ASSERT_ERROR(parse_timespan("1.5s", &v), EINVAL);
+        ASSERT_ERROR(parse_timespan("5 s", &v), EINVAL);
+        ASSERT_ERROR(parse_timespan("5d", &v), EINVAL);
+        ASSERT_ERROR(parse_timespan("99999999999999999999", &v), ERANGE);
+        ASSERT_ERROR(parse_timespan("18446744073709h", &v), ERANGE);
+}
+
 DEFINE_TEST_MAIN

@@ -281,39 +281,26 @@ typedef struct AsCaller {
         const char *want_value, *field, *want_error;
 } AsCaller;
 
-/* The cgroup of a unit in a slice of this test's own, in the cgroup v2 hierarchy (all of /sys/fs/cgroup, or
- * its "unified" part on a hybrid host): sd-bus (sd_pid_get_unit) reads the unit from /proc/PID/cgroup there.
- */
-static char *unit_cgroup(const char *unit) {
+/* The cgroup v2 hierarchy: all of /sys/fs/cgroup, or its "unified" part on a hybrid host. sd-bus
+ * (sd_pid_get_unit) reads a process's unit from its cgroup path there. */
+static const char *cgroup2_root(void) {
         struct statfs sfs;
-        char *p;
 
         ASSERT_OK(statfs("/sys/fs/cgroup", &sfs));
-        ASSERT_OK(
-                        asprintf(&p,
-                                 "%s/eve-test-%d.slice/%s",
-                                 (uint32_t) sfs.f_type == CGROUP2_SUPER_MAGIC ? "/sys/fs/cgroup"
-                                                                              : "/sys/fs/cgroup/unified",
-                                 (int) getpid(),
-                                 unit));
-        return p;
+        return (uint32_t) sfs.f_type == CGROUP2_SUPER_MAGIC ? "/sys/fs/cgroup" : "/sys/fs/cgroup/unified";
 }
 
-static int join_cgroup(const char *dir) {
+/* Moves this whole process into the cgroup dir (made when missing). */
+static void move_to_cgroup(const char *dir) {
         _cleanup_free_ char *procs = NULL;
         FILE *f;
-        int r;
 
-        r = eve_mkdir_p(dir, 0755);
-        if (r < 0)
-                return r;
-        if (asprintf(&procs, "%s/cgroup.procs", dir) < 0)
-                return -ENOMEM;
+        ASSERT_OK(eve_mkdir_p(dir, 0755));
+        ASSERT_OK(asprintf(&procs, "%s/cgroup.procs", dir));
         f = fopen(procs, "we");
-        if (!f)
-                return -errno;
+        ASSERT_NOT_NULL(f);
         fprintf(f, "%d\n", (int) getpid());
-        return fclose(f) == 0 ? 0 : -errno;
+        ASSERT_EQ(fclose(f), 0);
 }
 
 static int call_get_secret(void *p) {
@@ -327,38 +314,29 @@ static int call_get_secret(void *p) {
         return r < 0 && streq_ptr(err, a->want_error) ? 0 : -EBADE;
 }
 
-/* Forks: joins the unit's cgroup as root, then becomes user and calls GetSecret. */
+/* Calls GetSecret as user from a process running in the unit's cgroup (a slice of this test's own): the test
+ * process moves there for the fork of test_call_as(), and back. */
 static int call_as_unit(const char *user, AsCaller *a) {
-        _cleanup_free_ char *cg = a->cgroup_unit ? unit_cgroup(a->cgroup_unit) : NULL;
-        int pfd[2], status, result = -EIO;
-        pid_t pid;
+        _cleanup_free_ char *slice = NULL, *unit = NULL, *home = NULL, *line = NULL;
+        _cleanup_fclose_ FILE *self = fopen("/proc/self/cgroup", "re");
+        size_t n = 0;
+        int r;
 
-        ASSERT_OK(pipe2(pfd, O_CLOEXEC));
-        pid = fork();
-        ASSERT_OK(pid);
-        if (pid == 0) {
-                int r = cg ? join_cgroup(cg) : 0;
-                struct passwd *pw = getpwnam(user);
-                if (r >= 0 &&
-                    (!pw || initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-                     setuid(pw->pw_uid) < 0))
-                        r = -errno ?: -ESRCH;
-                if (r >= 0)
-                        r = call_get_secret(a);
-                (void) !write(pfd[1], &r, sizeof r);
-                _exit(0);
-        }
-        close(pfd[1]);
-        if (read(pfd[0], &result, sizeof result) != (ssize_t) sizeof result)
-                result = -EIO;
-        close(pfd[0]);
-        ASSERT_EQ(waitpid(pid, &status, 0), pid);
-        if (cg) {
-                (void) rmdir(cg);
-                *strrchr(cg, '/') = '\0';
-                (void) rmdir(cg); /* the slice, once empty */
-        }
-        return result;
+        ASSERT_NOT_NULL(self);
+        while (getline(&line, &n, self) > 0)
+                if (strncmp(line, "0::", 3) == 0) {
+                        line[strcspn(line, "\n")] = '\0';
+                        ASSERT_OK(asprintf(&home, "%s%s", cgroup2_root(), line + 3));
+                }
+        ASSERT_NOT_NULL(home);
+        ASSERT_OK(asprintf(&slice, "%s/eve-test-%d.slice", cgroup2_root(), (int) getpid()));
+        ASSERT_OK(asprintf(&unit, "%s/%s", slice, a->cgroup_unit));
+        move_to_cgroup(unit);
+        r = test_call_as(user, call_get_secret, a);
+        move_to_cgroup(home);
+        (void) rmdir(unit);
+        (void) rmdir(slice);
+        return r;
 }
 
 /* Reads a credential the way the service manager does (systemd 254: bind "@<random hex>/unit/<unit>/<id>",

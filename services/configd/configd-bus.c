@@ -254,6 +254,8 @@ static int method_refresh(sd_bus_message *msg, void *userdata, sd_bus_error *err
         if (r <= 0)
                 return r;
         r = manager_fetch_now(m, msg);
+        if (r == -EOPNOTSUPP)
+                return sd_bus_error_setf(error, CONFIGD_ERROR_FETCH_FAILED, "Fetching is off (--no-fetch).");
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot fetch: %s", strerror(-r));
         return 1; /* the reply comes when the fetch ends */

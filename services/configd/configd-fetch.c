@@ -254,6 +254,8 @@ static int on_fetch_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 int manager_fetch_now(Manager *m, sd_bus_message *waiter) {
+        if (!m->fetch_enabled)
+                return -EOPNOTSUPP;
         if (waiter) {
                 sd_bus_message **n = realloc(m->refresh_waiters, (m->n_refresh_waiters + 1) * sizeof *n);
                 if (!n)

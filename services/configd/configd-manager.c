@@ -608,8 +608,10 @@ static void credsock_serve(Manager *m, int fd) {
                 goto refused;
         }
         /* Under systemd the connecting process already runs in the unit's cgroup: it must be that unit. */
-        if (sd_booted() > 0 && sd_pid_get_unit(cred.pid, &cg_unit) >= 0 && !streq(cg_unit, unit)) {
-                log_warning("Credential socket: the peer claims %s but runs in %s, refused.", unit, cg_unit);
+        if (sd_booted() > 0 && (sd_pid_get_unit(cred.pid, &cg_unit) < 0 || !streq(cg_unit, unit))) {
+                log_warning("Credential socket: the peer claims %s but runs in %s, refused.",
+                            unit,
+                            cg_unit ?: "no unit");
                 goto refused;
         }
         r = credsock_split_id(id, &name, &field);

@@ -925,6 +925,21 @@ TEST(corrupt_stored_config_is_ignored) {
         ASSERT_STREQ(state, "none");
         err = get_secret_error("wifi.office");
         ASSERT_STREQ(err, "org.eve.Config.Error.NoConfig");
+        /* Without the controller, Refresh says why it cannot. */
+        {
+                _cleanup_bus_error_ sd_bus_error error = SD_BUS_ERROR_NULL;
+                ASSERT_TRUE(sd_bus_call_method(
+                                            test_bus(),
+                                            CONFIG_NAME,
+                                            CONFIG_PATH,
+                                            CONFIG_NAME,
+                                            "Refresh",
+                                            &error,
+                                            NULL,
+                                            NULL) < 0);
+                ASSERT_STREQ(error.name, "org.eve.Config.Error.FetchFailed");
+                ASSERT_STREQ(error.message, "Fetching is off (--no-fetch).");
+        }
 }
 
 /* The info report as evc stored it (raw ZInfoMsg from its database). */

@@ -23,7 +23,8 @@ static uint64_t backoff(Manager *m) {
         for (unsigned i = 1; i < m->fetch_failures && d < cap; i++)
                 d *= 2;
         d = MIN(d, cap);
-        (void) getrandom(&rnd, sizeof rnd, GRND_NONBLOCK);
+        if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t) sizeof rnd)
+                rnd = UINT32_C(1) << 31; /* no entropy yet: the middle of the window */
         /* ±25 %: d * (0.75 + 0.5 * rnd / 2^32) */
         return d - d / 4 + (uint64_t) ((double) (d / 2) * ((double) rnd / 4294967296.0));
 }

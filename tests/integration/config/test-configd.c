@@ -902,7 +902,7 @@ TEST(every_malformed_block_is_its_own_error_and_the_daemon_keeps_serving) {
 TEST(corrupt_stored_config_is_ignored) {
         Env *e = env_new(false);
         MockVault *vault = vault_new("Unlocked");
-        _cleanup_free_ char *spath = store_path(vault->mount), *dir = NULL, *state = NULL, *err = NULL;
+        _cleanup_free_ char *dir = NULL, *state = NULL, *err = NULL;
 
         ASSERT_OK(asprintf(&dir, "%s/config", vault->mount));
         ASSERT_OK(eve_mkdir_p(dir, 0700));

@@ -687,6 +687,38 @@ TEST(forbidden_reattests_then_succeeds) {
         ASSERT_STREQ(t1, WIFI_VALUE);
 }
 
+/* The controller goes away: fetches back off and say why, the config in memory keeps serving; when it is
+ * back the next fetch succeeds. */
+TEST(controller_down_backs_off_and_recovers) {
+        Env *e = env_new(true);
+        _cleanup_free_ char *v = NULL, *err = NULL;
+        uint64_t end;
+
+        secret_set(e, "office", "wifi", WIFI_VALUE);
+        acl(e, "[Kind wifi]\nAllowUser=root\n");
+        vault_new("Locked");
+        configd_start(e, NULL);
+        wait_prop(e, "LastFetchResult", "updated", 20000);
+        evc_stop(e->evc);
+        wait_prop(e, "LastFetchResult", "unavailable", 10000);
+        err = prop_string("LastFetchError");
+        ASSERT_TRUE(strlen(err) > 0);
+        v = get_secret_ok("wifi.office", "wifiPassword");
+        ASSERT_STREQ(v, WIFI_VALUE);
+        evc_serve(e->evc);
+        end = now_msec() + 20000;
+        for (;;) {
+                _cleanup_free_ char *r = prop_string("LastFetchResult");
+                if (streq(r, "not-modified") || streq(r, "updated"))
+                        break;
+                if (now_msec() > end) {
+                        daemon_dump(e->configd);
+                        test_fail(__FILE__, __LINE__, "no fetch after evc came back: %s", r);
+                }
+                usleep(20000);
+        }
+}
+
 /* ---- malformed blocks, through the daemon ---- */
 
 /* Installs the vector's root CA and controller certificates where eve-register would, and writes a stored

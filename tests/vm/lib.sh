@@ -43,12 +43,14 @@ vm_machine() {
 }
 
 # vm_boot CASES [--cred NAME=VALUE]…: boots $vm once with the guest cases CASES (comma-separated). The logs of
-# boot N stay in $vm/boot-N/.
+# boot N stay in $vm/boot-N/. The guest always has its network card, on QEMU user networking with
+# restrict=on (it reaches nothing but what a --guestfwd forwards): a node without one waits minutes for
+# network-online.target, which eve-register wants.
 boots=0
 vm_boot() {
         local cases=$1 t0=$SECONDS rc=0
         shift
-        "$src/tools/vm-run" --workdir "$vm" --disk "$vm/disk.qcow2" --cred "eve.vm.test=$cases" "$@" || rc=$?
+        "$src/tools/vm-run" --workdir "$vm" --disk "$vm/disk.qcow2" --net --cred "eve.vm.test=$cases" "$@" || rc=$?
         boots=$((boots + 1))
         mkdir -p "$vm/boot-$boots"
         cp "$vm"/*.log "$vm/boot-$boots/" 2>/dev/null || true

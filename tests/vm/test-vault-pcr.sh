@@ -9,9 +9,8 @@
 vm_image
 vm_machine 1
 vm_boot vault-pcr
-vm_expect booted tpm-setup vault-create vault-map mapped mkfs mount write close sealed-to-pcr8 escrow-saved \
+vm_expect booted tpm-setup vault-create vault-unlock mapped ext4 write lock sealed-to-pcr8 escrow-saved \
         pcr8-extend tpm-refused not-mapped stock-refused \
-        escrow-rescue escrow-rescue-mount escrow-rescue-sum escrow-rescue-close \
-        tpm-again tpm-again-mount tpm-again-sum tpm-again-close \
+        escrow-rescue escrow-rescue-sum escrow-rescue-lock tpm-again tpm-again-sum tpm-again-lock \
         stock-again stock-again-mount stock-again-sum stock-again-detach
 finish

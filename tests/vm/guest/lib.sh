@@ -47,3 +47,12 @@ wait_booted() {
                 awk '{printf "%s %s, ", $2, $1}')"
         [ "$s" = running ] || [ "$s" = degraded ]
 }
+
+# note_failed_units: a note per failed unit with its last journal lines (what went wrong, for the log).
+note_failed_units() {
+        local u
+        for u in $(systemctl list-units --failed --plain --no-legend | awk '{print $1}'); do
+                note "failed $u: $(journalctl -b -u "$u" --no-pager -o cat 2>&1 | grep -v "^$u: \|^Failed to start" |
+                        tail -n 6 | tr '\n' '|')"
+        done
+}

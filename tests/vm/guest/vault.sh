@@ -18,6 +18,18 @@ stock=/usr/lib/systemd/systemd-cryptsetup
 vout=/run/eve-vm-vault
 mkdir -p "$images" "$vout"
 
+# provision: eve-tpm-setup, as at every boot; notes what the TPM holds and what the boot's units did.
+provision() {
+        local out rc=0
+        note_failed_units
+        note "eve-tpm-setup.service: $(systemctl show -P ActiveState eve-tpm-setup.service 2>&1), $(journalctl -b \
+                -u eve-tpm-setup.service -o cat --no-pager 2>&1 | grep -i 'status\|tpm' | tail -n 2 | tr '\n' '|')"
+        out=$("$tpm_setup" 2>&1) || rc=$?
+        note "eve-tpm-setup: $(printf '%s\n' "$out" | tail -n1); persistent: $(tpm2_getcap handles-persistent |
+                tr -d '\n-')"
+        [ "$rc" -eq 0 ] || { echo "exit $rc: $out"; return 1; }
+}
+
 # vw N ARGS…: runs the worker; its exit status is in $vw_rc.
 vw() {
         local n=$1
@@ -53,46 +65,52 @@ same_sum() {
 }
 
 is_mapped() { [ -b "/dev/mapper/$1" ] && dmsetup table "$1" | grep -q ' crypt '; }
+is_ext4() { [ "$(blkid -o value -s TYPE "/dev/mapper/$1")" = ext4 ]; }
 mount_vault() { mkdir -p "$2" && mount "/dev/mapper/$1" "$2"; }
-close_vault() { umount "$2" && cryptsetup close "$1" && ! [ -e "/dev/mapper/$1" ]; }
+gone() { ! mountpoint -q "$2" && ! [ -e "/dev/mapper/$1" ]; }
+# lock_vault IMAGE MAP MNT: the worker unmounts and closes (what eve-vaultd's Lock runs).
+lock_vault() {
+        vw lock lock --image "$1" --map "$2" --mount "$3"
+        json_true lock .ok && gone "$2" "$3"
+}
 
 # stock_attach NAME IMAGE: systemd's own cryptsetup, TPM only (headless: fail rather than ask for a password).
 stock_attach() { timeout 120 "$stock" attach "$1" "$2" - tpm2-device=auto,headless=1; }
-stock_detach() { umount "$2" && "$stock" detach "$1" && ! [ -e "/dev/mapper/$1" ]; }
+stock_detach() { umount "$2" && "$stock" detach "$1" && gone "$1" "$2"; }
 
-# make_vault NAME IMAGE MAP MNT SUMFILE [WORKER ARGS…]: create, unlock with a mapping, mkfs.ext4, mount, write
-# the file, close. Checks vault-create, vault-map, mkfs, mount, write, close (prefixed with $pfx).
+# make_vault NAME IMAGE MAP MNT SUMFILE [WORKER ARGS…]: create; unlock with a mapping and a mount point (the
+# worker makes the ext4 file system on first use, as eve-vaultd has it do); write the file; lock. Checks
+# vault-create, vault-unlock, mapped, ext4, write, lock.
 make_vault() {
         local name=$1 img=$2 map=$3 mnt=$4 sum=$5
         shift 5
         rm -f "$img"
         vw create create --image "$img" --name "$name" "$@"
-        check "${pfx:-}vault-create" json_true create .ok '.key_method == "tpm"' '.escrow == "pending"' \
-                '.keyslots == 1' '.escrow_blob | length > 0'
-        vw map unlock --image "$img" --map "$map"
-        check "${pfx:-}vault-map" json_true map .ok .activated '.key_method == "tpm"'
-        check "${pfx:-}mapped" is_mapped "$map"
-        check "${pfx:-}mkfs" mkfs.ext4 -q "/dev/mapper/$map"
-        check "${pfx:-}mount" mount_vault "$map" "$mnt"
-        check "${pfx:-}write" fill "$mnt" "$sum"
-        check "${pfx:-}close" close_vault "$map" "$mnt"
+        check vault-create json_true create .ok '.key_method == "tpm"' '.escrow == "pending"' '.keyslots == 1' \
+                '.escrow_blob | length > 0'
+        vw unlock unlock --image "$img" --map "$map" --mount "$mnt"
+        check vault-unlock json_true unlock .ok .activated .mounted .made_filesystem '.key_method == "tpm"'
+        check mapped is_mapped "$map"
+        check ext4 is_ext4 "$map"
+        check write fill "$mnt" "$sum"
+        check lock lock_vault "$img" "$map" "$mnt"
 }
 
-# reopen TAG IMAGE MAP MNT SUMFILE FILTER…: the worker unlocks (run TAG, its result must satisfy the filters),
-# the mapping mounts, the file has its checksum, close. Checks TAG, TAG-mount, TAG-sum, TAG-close. Further
-# worker arguments in the array unlock_args.
+# reopen TAG IMAGE MAP MNT SUMFILE FILTER…: the worker unlocks and mounts (run TAG, its result must satisfy the
+# filters; the file system is never made again), the file has its checksum, the worker locks. Checks TAG,
+# TAG-sum, TAG-lock. Further worker arguments in the array unlock_args.
 unlock_args=()
 reopen() {
         local tag=$1 img=$2 map=$3 mnt=$4 sum=$5
         shift 5
-        vw "$tag" unlock --image "$img" --map "$map" "${unlock_args[@]}"
-        check "$tag" json_true "$tag" .ok .activated "$@" || return 1
-        check "$tag-mount" mount_vault "$map" "$mnt" || return 1
+        vw "$tag" unlock --image "$img" --map "$map" --mount "$mnt" "${unlock_args[@]}"
+        check "$tag" json_true "$tag" .ok .activated .mounted '.made_filesystem != true' "$@" || return 1
         check "$tag-sum" same_sum "$mnt" "$sum"
-        check "$tag-close" close_vault "$map" "$mnt"
+        check "$tag-lock" lock_vault "$img" "$map" "$mnt"
 }
 
 # stock_reopen TAG IMAGE MNT SUMFILE: stock systemd-cryptsetup opens it (as TAG), mount, checksum, detach.
+# Checks TAG, TAG-mount, TAG-sum, TAG-detach.
 stock_reopen() {
         local tag=$1 img=$2 mnt=$3 sum=$4
         check "$tag" stock_attach "$tag" "$img" || return 1

@@ -6,9 +6,7 @@ check booted wait_booted
 check multi-user systemctl is-active --quiet multi-user.target
 failed=$(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')
 if [ -z "$failed" ]; then ok no-failed-units; else fail no-failed-units "$failed"; fi
-for u in $failed; do
-        note "$u: $(journalctl -b -u "$u" -n 4 --no-pager -o cat 2>&1 | tr '\n' '|')"
-done
+note_failed_units
 v=$(systemctl --version | awk 'NR==1 {print $2}')
 note "systemd $v, kernel $(uname -r)"
 check systemd-254 test "${v%%.*}" -ge 254

@@ -1,0 +1,650 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* config-bench: the latency of one secret delivery by eve-configd, next to `systemd-creds decrypt` of a
+ * TPM-bound credential, both on the same swtpm. eve-configd runs as a process on a private dbus-daemon with
+ * a stored config (its vault stood in for, as in the tests: no device-mapper here), the secret a cipher
+ * block encrypted to the swtpm's ECDH key (eve-tpm-setup). A delivery is: D-Bus:     GetSecret() on a
+ * connection kept open (ACL check by UID, ZGen in the TPM, AES-CFB, unpack); socket:    what systemd does
+ * for LoadCredential=: bind "@<hex>/unit/<unit>/<id>", connect, read to EOF; anchor:    `systemd-creds
+ * decrypt --tpm2-device=swtpm:…` of a credential sealed with --with-key=tpm2. Measured in alternating blocks
+ * (swtpm serves one connection at a time; eve-configd lets its TPM connection go after 2 s idle, so each
+ * block of ours starts with the TPM being opened). Not a test. */
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
+
+#include "bench.h"
+#include "configd-config.h"
+#include "configd-store.h"
+#include "crypto-util.h"
+#include "encoding.h"
+#include "evc-cipher.h"
+#include "evc-crypto.h"
+#include "log.h"
+#include "main-func.h"
+#include "paths.h"
+#include "proto-util.h"
+#include "vault-standin.h"
+
+#define VALUE "bench p4ss: correct horse battery staple"
+#define UNIT "bench-consumer.service"
+#define BLOCKS 5U
+
+static unsigned arg_rounds = 20;
+
+static double now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+typedef struct Series {
+        double sum, min;
+        unsigned n;
+} Series;
+
+static void series_add(Series *s, double ms) {
+        s->sum += ms;
+        s->min = s->n == 0 || ms < s->min ? ms : s->min;
+        s->n++;
+}
+
+static double mean(const Series *s) {
+        return s->n ? s->sum / s->n : NAN;
+}
+
+/* ---- child processes ---- */
+
+static pid_t spawn(char *const argv[], const char *log_path) {
+        pid_t pid = fork();
+
+        if (pid != 0)
+                return pid;
+        (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+        int fd = open(log_path ?: "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+                dup2(fd, STDOUT_FILENO);
+                dup2(fd, STDERR_FILENO);
+        }
+        if (null >= 0)
+                dup2(null, STDIN_FILENO);
+        execvp(argv[0], argv);
+        _exit(127);
+}
+
+static int run(char *const argv[], char *out, size_t out_size) {
+        int pfd[2], status;
+        size_t n = 0;
+        pid_t pid;
+
+        if (pipe2(pfd, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                dup2(pfd[1], STDOUT_FILENO);
+                if (null >= 0) {
+                        dup2(null, STDIN_FILENO);
+                        dup2(null, STDERR_FILENO);
+                }
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        close(pfd[1]);
+        for (;;) {
+                ssize_t k = read(pfd[0], out + n, out_size - 1 - n);
+                if (k <= 0)
+                        break;
+                n += (size_t) k;
+                if (n == out_size - 1)
+                        break;
+        }
+        out[n] = '\0';
+        close(pfd[0]);
+        if (waitpid(pid, &status, 0) < 0)
+                return -errno;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static void stop(pid_t pid) {
+        if (pid <= 0)
+                return;
+        (void) kill(pid, SIGTERM);
+        (void) waitpid(pid, NULL, 0);
+}
+
+static int wait_socket(const char *path) {
+        for (int i = 0; i < 500; i++) {
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+                strncpy(sa.sun_path, path, sizeof sa.sun_path - 1);
+                if (fd >= 0 && connect(fd, (struct sockaddr *) &sa, sizeof sa) >= 0)
+                        return 0;
+                usleep(10000);
+        }
+        return -ETIMEDOUT;
+}
+
+static int write_file(const char *dir, const char *name, const void *data, size_t n) {
+        _cleanup_free_ char *p = NULL;
+
+        if (asprintf(&p, "%s/%s", dir, name) < 0)
+                return -ENOMEM;
+        return crypto_write_file_atomic(p, data, n, 0644);
+}
+
+/* ---- swtpm, a direct child (facts/test-infra.md) ---- */
+
+typedef struct Tpm {
+        pid_t pid;
+        char dir[64];
+        char *sock, *tcti;
+} Tpm;
+
+static int tpm_start(Tpm *t) {
+        _cleanup_free_ char *state = NULL, *server = NULL, *ctrl = NULL;
+
+        snprintf(t->dir, sizeof t->dir, "/tmp/config-bench-tpm.XXXXXX");
+        if (!mkdtemp(t->dir))
+                return -errno;
+        if (asprintf(&t->sock, "%s/sock", t->dir) < 0 || asprintf(&t->tcti, "swtpm:path=%s", t->sock) < 0 ||
+            asprintf(&state, "dir=%s", t->dir) < 0 ||
+            asprintf(&server, "type=unixio,path=%s", t->sock) < 0 ||
+            asprintf(&ctrl, "type=unixio,path=%s.ctrl", t->sock) < 0)
+                return -ENOMEM;
+        char *argv[] = { (char *) "swtpm",
+                         (char *) "socket",
+                         (char *) "--tpm2",
+                         (char *) "--tpmstate",
+                         state,
+                         (char *) "--server",
+                         server,
+                         (char *) "--ctrl",
+                         ctrl,
+                         (char *) "--flags",
+                         (char *) "not-need-init,startup-clear",
+                         NULL };
+        t->pid = spawn(argv, NULL);
+        return t->pid < 0 ? -errno : wait_socket(t->sock);
+}
+
+static void tpm_stop(Tpm *t) {
+        stop(t->pid);
+        if (t->dir[0]) {
+                char *argv[] = { (char *) "rm", (char *) "-rf", t->dir, NULL };
+                char out[64];
+                (void) run(argv, out, sizeof out);
+        }
+        free(t->sock);
+        free(t->tcti);
+}
+
+/* ---- the node and its config ---- */
+
+typedef struct Node {
+        char root[64];
+        char *config, *certs, *run, *vaults;
+} Node;
+
+static int node_make(Node *n, const char *tcti) {
+        _cleanup_free_ char *vault = NULL;
+        char *argv[] = { (char *) TPM_SETUP_PATH, NULL };
+        char out[4096];
+        int r;
+
+        snprintf(n->root, sizeof n->root, "/tmp/config-bench.XXXXXX");
+        if (!mkdtemp(n->root))
+                return -errno;
+        if (asprintf(&n->config, "%s/config", n->root) < 0 || asprintf(&n->certs, "%s/certs", n->root) < 0 ||
+            asprintf(&n->run, "%s/run", n->root) < 0 || asprintf(&n->vaults, "%s/vaults", n->root) < 0 ||
+            asprintf(&vault, "%s/config/config", n->vaults) < 0)
+                return -ENOMEM;
+        if (eve_mkdir_p(n->config, 0755) < 0 || eve_mkdir_p(n->certs, 0755) < 0 ||
+            eve_mkdir_p(n->run, 0755) < 0 || eve_mkdir_p(vault, 0700) < 0)
+                return -errno;
+        setenv("EVE_CONFIG_DIR", n->config, 1);
+        setenv("EVE_CERTS_DIR", n->certs, 1);
+        setenv("EVE_STATUS_DIR", n->root, 1);
+        setenv("EVE_RUN_DIR", n->run, 1);
+        setenv("EVE_VAULTS_DIR", n->vaults, 1);
+        setenv("EVE_TPM2_TCTI", tcti, 1);
+        eve_paths_reset();
+        r = run(argv, out, sizeof out);
+        if (r != 0)
+                return log_error_errno(SYNTHETIC_ERRNO(EIO), "eve-tpm-setup failed (%d): %s", r, out);
+        return 0;
+}
+
+/* The controller's part, with evc's code: a root CA and an ECDH certificate (installed where eve-register
+ * puts them), the secret encrypted to the node's ECDH certificate, a config stored in the (stand-in) vault.
+ */
+static int config_make(Node *n) {
+        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t root = NULL, ecdh = NULL, dev = NULL;
+        _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t root_key = NULL, ecdh_key = NULL;
+        _cleanup_free_ char *root_path = NULL, *root_key_path = NULL, *ecdh_path = NULL,
+                            *ecdh_key_path = NULL, *pem = NULL, *dev_pem = NULL, *hex = NULL, *name = NULL,
+                            *dir = NULL, *dev_path = NULL, *store = NULL;
+        _cleanup_free_ uint8_t *packed = NULL;
+        _cleanup_(config_freep) Config *c = NULL;
+        Org__Lfedge__Eve__Common__EncryptionBlock eb = ORG__LFEDGE__EVE__COMMON__ENCRYPTION_BLOCK__INIT;
+        Org__Lfedge__Eve__Config__ConfigResponse resp = ORG__LFEDGE__EVE__CONFIG__CONFIG_RESPONSE__INIT;
+        Org__Lfedge__Eve__Config__EdgeDevConfig cfg = ORG__LFEDGE__EVE__CONFIG__EDGE_DEV_CONFIG__INIT;
+        Org__Lfedge__Eve__Config__NetworkConfig net = ORG__LFEDGE__EVE__CONFIG__NETWORK_CONFIG__INIT,
+                                                *netp = &net;
+        Org__Lfedge__Eve__Config__WirelessConfig wl = ORG__LFEDGE__EVE__CONFIG__WIRELESS_CONFIG__INIT;
+        Org__Lfedge__Eve__Config__WifiConfig w = ORG__LFEDGE__EVE__CONFIG__WIFI_CONFIG__INIT, *wp = &w;
+        Org__Lfedge__Eve__Common__CipherContext ctx = ORG__LFEDGE__EVE__COMMON__CIPHER_CONTEXT__INIT,
+                                                *ctxp = &ctx;
+        Org__Lfedge__Eve__Common__CipherBlock b;
+        uint8_t key[32], ctrl_hash[16], dev_hash[16], *plain = NULL;
+        size_t size, dev_size, plain_size, n_packed;
+        int r;
+
+        if (asprintf(&root_path, "%s/root.pem", n->root) < 0 ||
+            asprintf(&root_key_path, "%s/root-key.pem", n->root) < 0 ||
+            asprintf(&ecdh_path, "%s/ecdh.pem", n->root) < 0 ||
+            asprintf(&ecdh_key_path, "%s/ecdh-key.pem", n->root) < 0 ||
+            asprintf(&dev_path, "%s/ecdh.cert.pem", n->certs) < 0)
+                return -ENOMEM;
+        r = evc_generate_cert(
+                        EVC_CERT_ROOT, "bench root", NULL, NULL, root_path, root_key_path, &root, &root_key);
+        if (r >= 0)
+                r = evc_generate_cert(
+                                EVC_CERT_ECDH,
+                                "bench ecdh",
+                                root,
+                                root_key,
+                                ecdh_path,
+                                ecdh_key_path,
+                                &ecdh,
+                                &ecdh_key);
+        if (r < 0)
+                return log_error_errno(r, "Cannot make the controller certificates: %m");
+        r = crypto_read_file(root_path, false, &pem, &size);
+        if (r < 0 || (r = write_file(n->config, "root-certificate.pem", pem, size)) < 0)
+                return log_error_errno(r, "Cannot install the root CA: %m");
+        pem = mfree(pem);
+        r = crypto_read_file(ecdh_path, false, &pem, &size);
+        if (r < 0)
+                return r;
+        crypto_cert_hash_pem16(pem, size, ctrl_hash);
+        hex = hex_encode(ctrl_hash, 16);
+        if (!hex || asprintf(&dir, "%s/controller", n->certs) < 0 || asprintf(&name, "ecdh-%s.pem", hex) < 0)
+                return -ENOMEM;
+        if (eve_mkdir_p(dir, 0755) < 0 || (r = write_file(dir, name, pem, size)) < 0)
+                return log_error_errno(r, "Cannot install the controller ECDH certificate: %m");
+
+        r = crypto_read_file(dev_path, false, &dev_pem, &dev_size);
+        if (r < 0)
+                return r;
+        crypto_cert_hash_pem16(dev_pem, dev_size, dev_hash);
+        r = crypto_cert_load(dev_path, &dev, NULL, NULL);
+        if (r >= 0)
+                r = evc_ecdh_key(ecdh_key, dev, key);
+        if (r < 0)
+                return log_error_errno(r, "Cannot compute the key agreement with the node: %m");
+        eb.wifipassword = (char *) VALUE;
+        r = PROTO_PACK(&eb, &plain, &plain_size);
+        if (r >= 0)
+                r = evc_cipher_block_encrypt(key, "bench-ctx", plain, plain_size, &b);
+        free(plain);
+        if (r < 0)
+                return r;
+
+        ctx.contextid = (char *) "bench-ctx";
+        ctx.keyexchangescheme = ORG__LFEDGE__EVE__COMMON__KEY_EXCHANGE_SCHEME__KEA_ECDH;
+        ctx.encryptionscheme = ORG__LFEDGE__EVE__COMMON__ENCRYPTION_SCHEME__SA_AES_256_CFB;
+        ctx.devicecerthash = (ProtobufCBinaryData){ 16, dev_hash };
+        ctx.controllercerthash = (ProtobufCBinaryData){ 16, ctrl_hash };
+        w.wifissid = (char *) "bench";
+        w.cipherdata = &b;
+        wl.n_wificfg = 1;
+        wl.wificfg = &wp;
+        net.wireless = &wl;
+        cfg.n_networks = 1;
+        cfg.networks = &netp;
+        cfg.n_ciphercontexts = 1;
+        cfg.ciphercontexts = &ctxp;
+        resp.config = &cfg;
+        resp.confighash = (char *) "bench";
+        r = PROTO_PACK(&resp, &packed, &n_packed);
+        evc_cipher_block_done(&b);
+        if (r < 0)
+                return r;
+        r = config_parse(packed, n_packed, &c);
+        if (r < 0)
+                return r;
+        store = store_path(NULL);
+        if (!store)
+                return -ENOMEM;
+        r = store_save(store, c);
+        if (r < 0)
+                return log_error_errno(r, "Cannot store the config: %m");
+        /* Who may read it: this UID over D-Bus, the consumer unit over the socket. */
+        free(dir);
+        if (asprintf(&dir, "%s/secrets.d", n->config) < 0 || eve_mkdir_p(dir, 0755) < 0)
+                return -ENOMEM;
+        {
+                static const char acl[] = "[Secret wifi.bench]\nAllowUser=root\nAllowUnit=" UNIT "\n";
+                return write_file(dir, "50-bench.conf", acl, strlen(acl));
+        }
+}
+
+/* ---- one delivery each way ---- */
+
+static int deliver_bus(sd_bus *bus, Series *s) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *f, *v;
+        double t0 = now_ms();
+        int r;
+
+        r = sd_bus_call_method(
+                        bus,
+                        "org.eve.Config",
+                        "/org/eve/Config",
+                        "org.eve.Config",
+                        "GetSecret",
+                        &error,
+                        &reply,
+                        "s",
+                        "wifi.bench");
+        if (r < 0) {
+                log_error("GetSecret: %s", error.message ?: strerror(-r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        r = sd_bus_message_read(reply, "a{ss}", 1, &f, &v);
+        if (r < 0 || !streq(v, VALUE))
+                return log_error_errno(SYNTHETIC_ERRNO(EBADMSG), "GetSecret: wrong value");
+        series_add(s, now_ms() - t0);
+        return 0;
+}
+
+static int deliver_socket(const char *path, Series *s) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX }, peer = { .sun_family = AF_UNIX };
+        char name[108], buf[256];
+        size_t n = 0;
+        double t0 = now_ms();
+        int len;
+
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        len = snprintf(name,
+                       sizeof name,
+                       "%lx/unit/%s/wifi.bench",
+                       (unsigned long) random() << 8 | 0x5a,
+                       UNIT);
+        memcpy(peer.sun_path + 1, name, (size_t) len);
+        if (bind(fd,
+                 (struct sockaddr *) &peer,
+                 (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + len)) < 0)
+                return -errno;
+        strncpy(sa.sun_path, path, sizeof sa.sun_path - 1);
+        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+                return -errno;
+        for (;;) {
+                ssize_t k = read(fd, buf + n, sizeof buf - 1 - n);
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+        }
+        buf[n] = '\0';
+        if (!streq(buf, VALUE))
+                return log_error_errno(SYNTHETIC_ERRNO(EBADMSG), "credential socket: wrong value '%s'", buf);
+        series_add(s, now_ms() - t0);
+        return 0;
+}
+
+static int deliver_creds(const char *tcti_device, const char *cred, Series *s) {
+        char *argv[] = { (char *) "systemd-creds",
+                         (char *) "decrypt",
+                         (char *) tcti_device,
+                         (char *) "--name=bench",
+                         (char *) cred,
+                         (char *) "-",
+                         NULL };
+        char out[256];
+        double t0 = now_ms();
+        int r;
+
+        r = run(argv, out, sizeof out);
+        if (r != 0 || !streq(out, VALUE))
+                return log_error_errno(SYNTHETIC_ERRNO(EIO), "systemd-creds decrypt failed (%d)", r);
+        series_add(s, now_ms() - t0);
+        return 0;
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "rounds", required_argument, NULL, 'n' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "hn:", options, NULL)) >= 0)
+                switch (c) {
+                case 'n':
+                        arg_rounds = (unsigned) atoi(optarg);
+                        if (arg_rounds == 0)
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Bad --rounds.");
+                        break;
+                case 'h':
+                        printf("config-bench [--rounds=N]: one secret delivery by eve-configd (D-Bus, "
+                               "credential "
+                               "socket) next to systemd-creds decrypt of a TPM-bound credential, same "
+                               "swtpm.\n");
+                        return 0;
+                default:
+                        return -EINVAL;
+                }
+        return 1;
+}
+
+static int bench(int argc, char *argv[]) {
+        Tpm t = {};
+        Node n = {};
+        VaultStandin vault = {};
+        bool vault_up = false;
+        pid_t bus_pid = 0, configd_pid = 0;
+        _cleanup_free_ char *bus_conf = NULL, *bus_sock = NULL, *address = NULL, *cred = NULL,
+                            *device = NULL, *sock = NULL, *log_path = NULL, *plain = NULL;
+        sd_bus *bus = NULL;
+        Series s_bus = {}, s_sock = {}, s_creds = {};
+        char out[512];
+        int r;
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r;
+        r = tpm_start(&t);
+        if (r < 0) {
+                log_error_errno(r, "Cannot start swtpm: %m");
+                goto finish;
+        }
+        r = node_make(&n, t.tcti);
+        if (r >= 0)
+                r = config_make(&n);
+        if (r < 0)
+                goto finish;
+
+        /* A private bus, open to this benchmark. */
+        if (asprintf(&bus_sock, "%s/bus", n.root) < 0 || asprintf(&bus_conf, "%s/bus.conf", n.root) < 0 ||
+            asprintf(&address, "unix:path=%s", bus_sock) < 0) {
+                r = log_oom();
+                goto finish;
+        }
+        {
+                _cleanup_free_ char *conf = NULL;
+                if (asprintf(&conf,
+                             "<busconfig><type>system</type><listen>unix:path=%s</listen><auth>EXTERNAL</"
+                             "auth>"
+                             "<policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/>"
+                             "<allow send_destination=\"*\"/><allow "
+                             "receive_sender=\"*\"/></policy></busconfig>\n",
+                             bus_sock) < 0 ||
+                    crypto_write_file_atomic(bus_conf, conf, strlen(conf), 0644) < 0) {
+                        r = log_error_errno(SYNTHETIC_ERRNO(EIO), "Cannot write the bus configuration.");
+                        goto finish;
+                }
+        }
+        {
+                _cleanup_free_ char *arg = NULL;
+                if (asprintf(&arg, "--config-file=%s", bus_conf) < 0) {
+                        r = log_oom();
+                        goto finish;
+                }
+                char *dbus_argv[] = { (char *) "dbus-daemon", arg, (char *) "--nofork", NULL };
+                bus_pid = spawn(dbus_argv, NULL);
+        }
+        r = wait_socket(bus_sock);
+        if (r < 0) {
+                log_error_errno(r, "dbus-daemon did not start: %m");
+                goto finish;
+        }
+        setenv("DBUS_SYSTEM_BUS_ADDRESS", address, 1);
+        r = vault_standin_start(&vault, "Unlocked");
+        if (r < 0) {
+                log_error_errno(r, "Cannot serve the vault stand-in: %m");
+                goto finish;
+        }
+        vault_up = true;
+
+        if (asprintf(&log_path, "%s/configd.log", n.root) < 0 ||
+            asprintf(&sock, "%s/credentials.sock", n.run) < 0) {
+                r = log_oom();
+                goto finish;
+        }
+        {
+                char *configd_argv[] = {
+                        (char *) CONFIGD_PATH, (char *) "--no-fetch", (char *) "--no-mount-check", NULL
+                };
+                configd_pid = spawn(configd_argv, log_path);
+        }
+        r = sd_bus_open_system(&bus);
+        if (r < 0)
+                goto finish;
+        for (int i = 0; i < 500; i++) {
+                int stored = 0;
+                if (sd_bus_get_property_trivial(
+                                    bus,
+                                    "org.eve.Config",
+                                    "/org/eve/Config",
+                                    "org.eve.Config",
+                                    "Stored",
+                                    NULL,
+                                    'b',
+                                    &stored) >= 0 &&
+                    stored)
+                        break;
+                usleep(10000);
+        }
+
+        /* The anchor's credential: sealed to the same swtpm (PCR 7, systemd-creds' default). */
+        if (asprintf(&cred, "%s/bench.cred", n.root) < 0 ||
+            asprintf(&device, "--tpm2-device=%s", t.tcti) < 0 || asprintf(&plain, "%s/plain", n.root) < 0) {
+                r = log_oom();
+                goto finish;
+        }
+        r = crypto_write_file_atomic(plain, VALUE, strlen(VALUE), 0600);
+        if (r >= 0) {
+                char *enc_argv[] = { (char *) "systemd-creds",
+                                     (char *) "encrypt",
+                                     (char *) "--with-key=tpm2",
+                                     device,
+                                     (char *) "--name=bench",
+                                     plain,
+                                     cred,
+                                     NULL };
+                r = run(enc_argv, out, sizeof out) == 0 ? 0 : -EIO;
+        }
+        if (r < 0) {
+                log_error("systemd-creds encrypt --with-key=tpm2 %s failed.", device);
+                goto finish;
+        }
+
+        /* Warm up each path once, then alternate blocks. */
+        {
+                Series warm = {};
+                r = deliver_bus(bus, &warm);
+                if (r >= 0)
+                        r = deliver_socket(sock, &warm);
+                if (r < 0)
+                        goto finish;
+                usleep(2500 * 1000);
+                r = deliver_creds(device, cred, &warm);
+                if (r < 0)
+                        goto finish;
+        }
+        for (unsigned b = 0; b < BLOCKS; b++) {
+                for (unsigned i = 0; i < arg_rounds; i++) {
+                        r = deliver_bus(bus, &s_bus);
+                        if (r >= 0)
+                                r = deliver_socket(sock, &s_sock);
+                        if (r < 0)
+                                goto finish;
+                }
+                usleep(2500 * 1000); /* eve-configd lets go of the TPM */
+                for (unsigned i = 0; i < arg_rounds; i++) {
+                        r = deliver_creds(device, cred, &s_creds);
+                        if (r < 0)
+                                goto finish;
+                }
+        }
+
+        printf("one secret delivery, %u rounds each (mean, min):\n", s_bus.n);
+        printf("  eve-configd over D-Bus:            %7.3f ms  %7.3f ms\n", mean(&s_bus), s_bus.min);
+        printf("  eve-configd credential socket:     %7.3f ms  %7.3f ms\n", mean(&s_sock), s_sock.min);
+        printf("  systemd-creds decrypt (tpm2):      %7.3f ms  %7.3f ms\n", mean(&s_creds), s_creds.min);
+        printf("  ratio D-Bus / systemd-creds:       %7.3f\n", mean(&s_bus) / mean(&s_creds));
+        printf("  ratio socket / systemd-creds:      %7.3f\n", mean(&s_sock) / mean(&s_creds));
+        {
+                char ours[32], anchor[32];
+                snprintf(anchor, sizeof anchor, "%.2f ms", mean(&s_creds));
+                snprintf(ours, sizeof ours, "%.2f ms", mean(&s_bus));
+                bench_report("secret delivery, D-Bus vs systemd-creds decrypt (tpm2)",
+                             ours,
+                             anchor,
+                             mean(&s_bus) / mean(&s_creds),
+                             "<=0.25");
+                snprintf(ours, sizeof ours, "%.2f ms", mean(&s_sock));
+                bench_report("secret delivery, credential socket vs systemd-creds decrypt (tpm2)",
+                             ours,
+                             anchor,
+                             mean(&s_sock) / mean(&s_creds),
+                             "<=0.25");
+        }
+        r = 0;
+finish:
+        sd_bus_flush_close_unref(bus);
+        stop(configd_pid);
+        if (vault_up)
+                vault_standin_stop(&vault);
+        stop(bus_pid);
+        tpm_stop(&t);
+        if (n.root[0]) {
+                char *rm_argv[] = { (char *) "rm", (char *) "-rf", n.root, NULL };
+                (void) run(rm_argv, out, sizeof out);
+        }
+        free(n.config);
+        free(n.certs);
+        free(n.run);
+        free(n.vaults);
+        return r;
+}
+
+EVE_DEFINE_MAIN(bench);

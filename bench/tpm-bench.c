@@ -17,6 +17,7 @@
 #include "log.h"
 #include "main-func.h"
 #include "memory-util.h"
+#include "bench-swtpm.h"
 #include "bench.h"
 #include "tpm2-util.h"
 
@@ -27,67 +28,6 @@ static double now_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-typedef struct Swtpm {
-        pid_t pid;
-        char dir[64];
-        char *tcti;
-} Swtpm;
-
-static int swtpm_start(Swtpm *t) {
-        _cleanup_free_ char *state = NULL, *server = NULL, *ctrl = NULL, *sock = NULL;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-        strcpy(t->dir, "/tmp/tpm-bench.XXXXXX");
-        if (!mkdtemp(t->dir))
-                return -errno;
-        if (asprintf(&state, "dir=%s", t->dir) < 0 || asprintf(&sock, "%s/sock", t->dir) < 0 ||
-            asprintf(&server, "type=unixio,path=%s", sock) < 0 ||
-            asprintf(&ctrl, "type=unixio,path=%s.ctrl", sock) < 0 || asprintf(&t->tcti, "swtpm:path=%s", sock) < 0)
-                return -ENOMEM;
-        if (strlen(sock) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, sock);
-
-        t->pid = fork();
-        if (t->pid < 0)
-                return -errno;
-        if (t->pid == 0) {
-                char *argv[] = { (char *) "swtpm", (char *) "socket", (char *) "--tpm2", (char *) "--tpmstate", state,
-                                 (char *) "--server", server, (char *) "--ctrl", ctrl, (char *) "--flags",
-                                 (char *) "not-need-init,startup-clear", NULL };
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                (void) dup2(null, STDIN_FILENO);
-                (void) dup2(null, STDOUT_FILENO);
-                (void) dup2(null, STDERR_FILENO);
-                execvp(argv[0], argv);
-                _exit(127);
-        }
-        for (unsigned i = 0; i < 200; i++) {
-                _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (fd < 0)
-                        return -errno;
-                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) >= 0)
-                        return 0;
-                (void) usleep(10 * 1000);
-        }
-        return -ETIMEDOUT;
-}
-
-static void swtpm_stop(Swtpm *t) {
-        _cleanup_free_ char *cmd = NULL;
-
-        if (t->pid > 0) {
-                (void) kill(t->pid, SIGTERM);
-                (void) waitpid(t->pid, NULL, 0);
-                t->pid = 0;
-        }
-        if (t->dir[0] && asprintf(&cmd, "rm -rf -- '%s'", t->dir) >= 0)
-                (void) !system(cmd);
-        free(t->tcti);
 }
 
 typedef struct Row {
@@ -251,7 +191,7 @@ static int run(int argc, char *argv[]) {
                 { "rounds", required_argument, NULL, 'n' },
                 {},
         };
-        Swtpm t = {};
+        BenchSwtpm t = {};
         int c, r;
 
         while ((c = getopt_long(argc, argv, "ht:n:", options, NULL)) >= 0)
@@ -282,16 +222,16 @@ static int run(int argc, char *argv[]) {
                 }
 
         if (!arg_tcti) {
-                r = swtpm_start(&t);
+                r = bench_swtpm_start(&t, "tpm-bench");
                 if (r < 0) {
-                        swtpm_stop(&t);
+                        bench_swtpm_stop(&t);
                         return log_error_errno(r, "Cannot start swtpm: %m");
                 }
                 printf("TPM: private swtpm (%s)\n", t.tcti);
         } else
                 printf("TPM: %s\n", arg_tcti);
         r = bench(arg_tcti ?: t.tcti);
-        swtpm_stop(&t);
+        bench_swtpm_stop(&t);
         return r;
 }
 

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# vault-vm-bench: TPM-path unlock time of a vault in the node image (QEMU TCG, OVMF, swtpm), eve-vault-worker
+# against stock systemd-cryptsetup 254 on the same volume, alternating, each timed from process start to the
+# dm-crypt mapping made. Boots the image once (tests/vm/guest/cases/vault-bench.sh). Not a test.
+#   bench/vault-vm-bench.sh [--rounds N] [BUILDDIR]     BUILDDIR: default build/vm-opt (a build without
+#                                                        sanitizers: ASan would time ASan)
+# Prints the medians, minimums and the ratio worker/stock (goal: <= 0.5), and BENCH lines (bench/bench.h).
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+rounds=10
+while [ $# -gt 0 ]; do
+        case "$1" in
+        --rounds) rounds=$2; shift 2 ;;
+        -h|--help) sed -n '3,8p' "$0"; exit 0 ;;
+        *) break ;;
+        esac
+done
+build=$(realpath "${1:-$src/build/vm-opt}")
+[ -f "$build/build.ninja" ] ||
+        { echo "vault-vm-bench: $build is not a meson build directory (meson setup build/vm-opt)" >&2; exit 1; }
+
+image=$("$src/tools/vm-image" "$build")
+vm=$build/vm-bench
+rm -rf "$vm"
+mkdir -p "$vm"
+qemu-img create -q -f qcow2 -b "$image" -F raw "$vm/disk.qcow2"
+"$src/tools/vm-run" --workdir "$vm" --disk "$vm/disk.qcow2" --net --timeout 900 \
+        --cred eve.vm.test=vault-bench --cred "eve.vm.bench.rounds=$rounds"
+if grep -q '^fail ' "$vm/results.log" || ! grep -qx end "$vm/results.log"; then
+        echo "vault-vm-bench: the guest failed:" >&2
+        cat "$vm/results.log" >&2
+        exit 1
+fi
+
+# stats MS…: median and minimum in ms.
+stats() {
+        printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END {
+                m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                printf "%s %s\n", m, v[1] }'
+}
+series() { sed -n "s/^# bench $1 //p" "$vm/results.log"; }
+read -r -a w <<<"$(series worker)"
+read -r -a p <<<"$(series worker-pending)"
+read -r -a s <<<"$(series stock)"
+[ ${#w[@]} -gt 0 ] && [ ${#p[@]} -gt 0 ] && [ ${#s[@]} -gt 0 ] ||
+        { echo "vault-vm-bench: no timings from the guest" >&2; cat "$vm/results.log" >&2; exit 1; }
+read -r wm wmin <<<"$(stats "${w[@]}")"
+read -r pm pmin <<<"$(stats "${p[@]}")"
+read -r sm smin <<<"$(stats "${s[@]}")"
+echo "vault unlock through the TPM to a dm-crypt mapping, in the guest (QEMU TCG, swtpm), per run (ms):"
+row() { printf '  %-52s median %6s  min %6s  (%s runs)\n' "$1" "$2" "$3" "$4"; }
+row "eve-vault-worker unlock --map (escrow confirmed)" "$wm" "$wmin" "${#w[@]}"
+row "eve-vault-worker unlock --map (escrow pending)" "$pm" "$pmin" "${#p[@]}"
+row "systemd-cryptsetup attach … tpm2-device=auto" "$sm" "$smin" "${#s[@]}"
+prof=''
+for n in start inspect keycheck stock-start; do
+        read -r -a x <<<"$(series "$n")"
+        read -r m _ <<<"$(stats "${x[@]}")"
+        prof+=" $n $m,"
+done
+echo "  breakdown (medians, ms): worker${prof%,} (start: --help; inspect: header and tokens;" \
+        "keycheck: + TPM unseal and keyslot check, no mapping)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+echo "ratio worker/stock (medians): $(ratio "$wm" "$sm") with the escrow confirmed (goal <= 0.5)," \
+        "$(ratio "$pm" "$sm") pending"
+printf 'BENCH\t%s\t%s ms\t%s ms\t%s\t%s\n' "vault TPM unlock in the VM vs systemd-cryptsetup (escrow confirmed)" \
+        "$wm" "$sm" "$(ratio "$wm" "$sm")" "<=0.5"
+printf 'BENCH\t%s\t%s ms\t%s ms\t%s\t%s\n' "vault TPM unlock in the VM vs systemd-cryptsetup (escrow pending)" \
+        "$pm" "$sm" "$(ratio "$pm" "$sm")" "report"

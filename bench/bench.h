@@ -9,6 +9,14 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
+
+/* Monotonic time in milliseconds, for timing one operation. */
+static inline double bench_now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 static inline void bench_report(
                 const char *measure, const char *ours, const char *anchor, double ratio, const char *goal) {

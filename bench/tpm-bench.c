@@ -24,12 +24,6 @@
 static const char *arg_tcti = NULL;
 static unsigned arg_rounds = 20;
 
-static double now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 typedef struct Row {
         const char *name;
         const char *reference;
@@ -105,9 +99,9 @@ static int evict_all(Tpm2Context *c) {
                 for (unsigned _i = 0; _i < (rounds); _i++) {                                                  \
                         setup;                                                                                \
                         uint64_t _c0 = tpm2_context_commands(c);                                              \
-                        double _t0 = now_ms();                                                                \
+                        double _t0 = bench_now_ms();                                                          \
                         body;                                                                                 \
-                        double _dt = now_ms() - _t0;                                                          \
+                        double _dt = bench_now_ms() - _t0;                                                    \
                         _cmds += tpm2_context_commands(c) - _c0;                                              \
                         _sum += _dt;                                                                          \
                         _min = MIN(_min, _dt);                                                                \
@@ -143,9 +137,9 @@ static int bench(const char *tcti) {
         Tpm2EccPoint ecdh_pub;
         double t0;
 
-        t0 = now_ms();
+        t0 = bench_now_ms();
         CHECK(tpm2_context_new(tcti, &c));
-        open_row.ms = open_row.min_ms = now_ms() - t0;
+        open_row.ms = open_row.min_ms = bench_now_ms() - t0;
         open_row.commands = (double) tpm2_context_commands(c);
 
         printf("%-34s %9s %9s %9s   %s\n", "operation", "mean ms", "min ms", "commands", "swtpm reference");

@@ -6,7 +6,6 @@
  * pending (the unlock wraps the key for the controller again). Starts its own swtpm unless --tcti is given.
  * Not a test. */
 #include <getopt.h>
-#include <time.h>
 
 #include "bench-swtpm.h"
 #include "bench.h"
@@ -19,12 +18,6 @@
 
 static const char *arg_tcti = NULL;
 static unsigned arg_rounds = 50;
-
-static double now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 typedef struct Series {
         double sum, min;
@@ -48,7 +41,7 @@ static int recover(Tpm2Context *c, const char *image, Series *s) {
         _cleanup_(vault_result_done) VaultResult res = {};
         VaultRequest req = { .key_source = _KEY_SOURCE_INVALID };
         uint64_t c0 = tpm2_context_commands(c);
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         int r;
 
         r = vault_unlock(c, image, &req, &res);
@@ -57,21 +50,21 @@ static int recover(Tpm2Context *c, const char *image, Series *s) {
         if (res.key_method != UNLOCK_TPM)
                 return log_error_errno(
                                 SYNTHETIC_ERRNO(EIO), "not unlocked through the TPM: %s", res.reason ?: "?");
-        series_add(s, now_ms() - t0, tpm2_context_commands(c) - c0);
+        series_add(s, bench_now_ms() - t0, tpm2_context_commands(c) - c0);
         return 0;
 }
 
 static int raw_unseal(Tpm2Context *c, const Luks2Tpm2Token *tok, Series *s) {
         _cleanup_secret_ uint8_t *secret = NULL;
         uint64_t c0 = tpm2_context_commands(c);
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         size_t n;
         int r;
 
         r = tpm2_unseal(c, tok->pcr_mask, tok->policy_hash, tok->blob, tok->blob_size, &secret, &n);
         if (r < 0)
                 return log_error_errno(r, "tpm2_unseal: %s", tpm2_context_last_error(c));
-        series_add(s, now_ms() - t0, tpm2_context_commands(c) - c0);
+        series_add(s, bench_now_ms() - t0, tpm2_context_commands(c) - c0);
         return 0;
 }
 
@@ -97,13 +90,13 @@ static int read_token(const char *image, int keyslot, Luks2Tpm2Token *ret) {
 /* The LUKS2 part alone: header, tokens and journal read (no TPM, no key), for the breakdown. */
 static int header_only(const char *image, Series *s) {
         _cleanup_(vault_result_done) VaultResult res = {};
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         int r;
 
         r = vault_inspect(image, NULL, NULL, &res);
         if (r < 0)
                 return log_error_errno(r, "vault_inspect: %s", res.reason ?: "failed");
-        series_add(s, now_ms() - t0, 0);
+        series_add(s, bench_now_ms() - t0, 0);
         return 0;
 }
 
@@ -139,9 +132,8 @@ static void print_pair(const char *state, const Series *ours, const Series *raw)
         (void) snprintf(measure, sizeof measure, "vault key recovery vs raw unseal (escrow %s)", state);
         (void) snprintf(o, sizeof o, "%.2f ms", mean(ours));
         (void) snprintf(a, sizeof a, "%.2f ms", mean(raw));
-        /* Confirmed escrow is every boot's case: unseal + keyslot check should cost little beyond the
-         * unseal. */
-        bench_report(measure, o, a, mean(ours) / mean(raw), streq(state, "confirmed") ? "<=2" : "report");
+        /* No goal in the issue: the figure to record, with the TPM command counts beside it. */
+        bench_report(measure, o, a, mean(ours) / mean(raw), "report");
         (void) snprintf(measure, sizeof measure, "vault key recovery TPM commands (escrow %s)", state);
         (void) snprintf(o, sizeof o, "%.1f commands", (double) ours->commands / ours->n);
         (void) snprintf(a, sizeof a, "%.1f commands", (double) raw->commands / raw->n);

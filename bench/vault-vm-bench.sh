@@ -44,8 +44,11 @@ read -r -a w <<<"$(series worker)"
 read -r -a p <<<"$(series worker-pending)"
 read -r -a s <<<"$(series stock)"
 read -r -a tc <<<"$(series worker-tcti)"
-[ ${#w[@]} -gt 0 ] && [ ${#p[@]} -gt 0 ] && [ ${#s[@]} -gt 0 ] ||
-        { echo "vault-vm-bench: no timings from the guest" >&2; cat "$vm/results.log" >&2; exit 1; }
+if [ ${#w[@]} -eq 0 ] || [ ${#p[@]} -eq 0 ] || [ ${#s[@]} -eq 0 ]; then
+        echo "vault-vm-bench: no timings from the guest" >&2
+        cat "$vm/results.log" >&2
+        exit 1
+fi
 read -r wm wmin <<<"$(stats "${w[@]}")"
 read -r pm pmin <<<"$(stats "${p[@]}")"
 read -r sm smin <<<"$(stats "${s[@]}")"

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <arpa/inet.h>
+#include <systemd/sd-bus.h>
 
 #include "fixtures.h"
 
@@ -403,6 +404,19 @@ static int bus_teardown(void *p) {
         unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
         b->pid = 0;
         return r;
+}
+
+bool test_bus_has_name(const char *name) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int has = 0;
+
+        if (sd_bus_open_system(&bus) < 0)
+                return false;
+        if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "NameHasOwner", NULL, &reply, "s", name) < 0)
+                return false;
+        return sd_bus_message_read(reply, "b", &has) >= 0 && has;
 }
 
 PrivateBus *test_bus_start(const char *extra_conf_dir) {

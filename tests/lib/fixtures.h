@@ -4,6 +4,7 @@
  * PR_SET_PDEATHSIG, and teardown reaps it: nothing is daemonised, nothing is left behind. */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "tests.h"
@@ -55,6 +56,8 @@ typedef struct PrivateBus {
 /* A dbus-daemon with a system-bus-style configuration that includes the project's dbus/ policy files (*.conf)
  * (plus extra_conf_dir, if not NULL). Registered for teardown, which restores $DBUS_SYSTEM_BUS_ADDRESS. */
 PrivateBus *test_bus_start(const char *extra_conf_dir);
+/* Whether name has an owner on the system bus ($DBUS_SYSTEM_BUS_ADDRESS); false when the bus cannot be asked. */
+bool test_bus_has_name(const char *name);
 
 typedef struct TestCA {
         char *dir;

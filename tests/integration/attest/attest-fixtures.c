@@ -404,24 +404,6 @@ void daemon_dump(const Daemon *d) {
         fprintf(stderr, "---- %s log ----\n%s---- end of %s log ----\n", d->name, log ?: "", d->name);
 }
 
-static bool bus_has_name(const char *name) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int has = 0;
-
-        if (sd_bus_call_method(
-                            test_bus(),
-                            "org.freedesktop.DBus",
-                            "/org/freedesktop/DBus",
-                            "org.freedesktop.DBus",
-                            "NameHasOwner",
-                            NULL,
-                            &reply,
-                            "s",
-                            name) < 0)
-                return false;
-        return sd_bus_message_read(reply, "b", &has) >= 0 && has;
-}
-
 Daemon *daemon_start(const char *rel, const char *bus_name, const char *env_extra, ...) {
         Daemon *d = calloc(1, sizeof *d);
         _cleanup_free_ char *exe = build_path(rel), *env_name = NULL;
@@ -458,7 +440,7 @@ Daemon *daemon_start(const char *rel, const char *bus_name, const char *env_extr
         test_defer(daemon_teardown, d);
         if (bus_name) {
                 uint64_t end = now_msec() + 20000;
-                while (!bus_has_name(bus_name)) {
+                while (!test_bus_has_name(bus_name)) {
                         int status;
                         if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
                                 d->pid = 0;

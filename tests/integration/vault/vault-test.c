@@ -200,27 +200,6 @@ static int daemon_teardown(void *p) {
         return 0;
 }
 
-static bool name_owned(void) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int has = 0;
-
-        if (sd_bus_open_system(&bus) < 0)
-                return false;
-        if (sd_bus_call_method(
-                            bus,
-                            "org.freedesktop.DBus",
-                            "/org/freedesktop/DBus",
-                            "org.freedesktop.DBus",
-                            "NameHasOwner",
-                            NULL,
-                            &reply,
-                            "s",
-                            VT_BUS) < 0)
-                return false;
-        return sd_bus_message_read(reply, "b", &has) >= 0 && has;
-}
-
 static void spawn(VaultDaemon *d) {
         _cleanup_free_ char *exe = vt_build_path("services/vaultd/eve-vaultd"),
                             *worker = vt_build_path("services/vaultd/eve-vault-worker");
@@ -237,9 +216,9 @@ static void spawn(VaultDaemon *d) {
         ASSERT_OK(d->pid);
         ASSERT_OK(unsetenv("EVE_VAULT_WORKER_CRASH_AT"));
         ASSERT_OK(unsetenv("EVE_ROOT"));
-        for (unsigned i = 0; i < 1000 && !name_owned(); i++)
+        for (unsigned i = 0; i < 1000 && !test_bus_has_name(VT_BUS); i++)
                 sleep_ms(10);
-        ASSERT_TRUE(name_owned());
+        ASSERT_TRUE(test_bus_has_name(VT_BUS));
         /* Every vault's first unlock (after creating the default ones on a first start). */
         vt_wait_op("config", "unlock", 0);
         vt_wait_op("image", "unlock", 0);

@@ -16,14 +16,11 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <nettle/sha2.h>
-#include <spawn.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 
 #include "attest-msg.h"
+#include "bench-swtpm.h"
 #include "bench.h"
 #include "controller-client.h"
 #include "crypto-util.h"
@@ -374,67 +371,6 @@ static int raw_verify(Bench *b) {
 
 /* ---- TPM commands ---- */
 
-typedef struct OwnSwtpm {
-        pid_t pid;
-        char dir[64];
-        char *tcti;
-} OwnSwtpm;
-
-static int own_swtpm_start(OwnSwtpm *t) {
-        _cleanup_free_ char *state = NULL, *server = NULL, *ctrl = NULL, *sock = NULL;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        posix_spawn_file_actions_t fa;
-        int r;
-
-        strcpy(t->dir, "/tmp/attest-bench-tpm.XXXXXX");
-        if (!mkdtemp(t->dir))
-                return -errno;
-        if (asprintf(&sock, "%s/sock", t->dir) < 0 || asprintf(&state, "dir=%s", t->dir) < 0 ||
-            asprintf(&server, "type=unixio,path=%s", sock) < 0 ||
-            asprintf(&ctrl, "type=unixio,path=%s.ctrl", sock) < 0 ||
-            asprintf(&t->tcti, "swtpm:path=%s", sock) < 0)
-                return -ENOMEM;
-        char *argv[] = { (char *) "swtpm",
-                         (char *) "socket",
-                         (char *) "--tpm2",
-                         (char *) "--tpmstate",
-                         state,
-                         (char *) "--server",
-                         server,
-                         (char *) "--ctrl",
-                         ctrl,
-                         (char *) "--flags",
-                         (char *) "not-need-init,startup-clear",
-                         NULL };
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-        r = -posix_spawnp(&t->pid, "swtpm", &fa, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (r < 0)
-                return log_error_errno(r, "Cannot start swtpm (give --tcti=…): %m");
-        strncpy(sa.sun_path, sock, sizeof sa.sun_path - 1);
-        for (unsigned i = 0; i < 500; i++) {
-                _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (fd >= 0 && connect(fd, (struct sockaddr *) &sa, sizeof sa) == 0)
-                        return 0;
-                usleep(10000);
-        }
-        return log_error_errno(SYNTHETIC_ERRNO(ETIMEDOUT), "swtpm did not come up.");
-}
-
-static void own_swtpm_stop(OwnSwtpm *t) {
-        _cleanup_free_ char *cmd = NULL;
-
-        if (t->pid > 0) {
-                (void) kill(t->pid, SIGTERM);
-                (void) waitpid(t->pid, NULL, 0);
-        }
-        if (t->dir[0] && asprintf(&cmd, "rm -rf '%s'", t->dir) >= 0)
-                (void) !system(cmd);
-        free(t->tcti);
-}
-
 /* The device signs a request: a context of its own, as the controller client does without a lent one. */
 static int tpm_sign(const char *tcti, uint64_t *commands) {
         _cleanup_(tpm2_context_unrefp) Tpm2Context *c = NULL;
@@ -545,7 +481,7 @@ static int parse_argv(int argc, char *argv[]) {
 
 static int run(int argc, char *argv[]) {
         _cleanup_(bench_done) Bench b = {};
-        OwnSwtpm own = {};
+        BenchSwtpm own = {};
         uint64_t commands = 0, steps[4] = {};
         double t0, per_round, per_verify;
         char ours[64], anchor[64];
@@ -571,17 +507,17 @@ static int run(int argc, char *argv[]) {
         per_verify = (cpu_ms() - t0) / (arg_rounds * 4);
 
         if (!arg_tcti) {
-                r = own_swtpm_start(&own);
+                r = bench_swtpm_start(&own, "attest-bench-tpm");
                 if (r < 0) {
-                        own_swtpm_stop(&own);
-                        return r;
+                        bench_swtpm_stop(&own);
+                        return log_error_errno(r, "Cannot start swtpm (give --tcti=…): %m");
                 }
                 arg_tcti = own.tcti;
         }
         r = tpm_provision(arg_tcti);
         if (r >= 0)
                 r = tpm_round(arg_tcti, &commands, steps);
-        own_swtpm_stop(&own);
+        bench_swtpm_stop(&own);
         if (r < 0)
                 return r;
 

@@ -19,6 +19,7 @@
 #include <systemd/sd-bus.h>
 #include <time.h>
 
+#include "bench-swtpm.h"
 #include "bench.h"
 #include "configd-config.h"
 #include "configd-store.h"
@@ -141,52 +142,6 @@ static int write_file(const char *dir, const char *name, const void *data, size_
         if (asprintf(&p, "%s/%s", dir, name) < 0)
                 return -ENOMEM;
         return crypto_write_file_atomic(p, data, n, 0644);
-}
-
-/* ---- swtpm, a direct child (facts/test-infra.md) ---- */
-
-typedef struct Tpm {
-        pid_t pid;
-        char dir[64];
-        char *sock, *tcti;
-} Tpm;
-
-static int tpm_start(Tpm *t) {
-        _cleanup_free_ char *state = NULL, *server = NULL, *ctrl = NULL;
-
-        snprintf(t->dir, sizeof t->dir, "/tmp/config-bench-tpm.XXXXXX");
-        if (!mkdtemp(t->dir))
-                return -errno;
-        if (asprintf(&t->sock, "%s/sock", t->dir) < 0 || asprintf(&t->tcti, "swtpm:path=%s", t->sock) < 0 ||
-            asprintf(&state, "dir=%s", t->dir) < 0 ||
-            asprintf(&server, "type=unixio,path=%s", t->sock) < 0 ||
-            asprintf(&ctrl, "type=unixio,path=%s.ctrl", t->sock) < 0)
-                return -ENOMEM;
-        char *argv[] = { (char *) "swtpm",
-                         (char *) "socket",
-                         (char *) "--tpm2",
-                         (char *) "--tpmstate",
-                         state,
-                         (char *) "--server",
-                         server,
-                         (char *) "--ctrl",
-                         ctrl,
-                         (char *) "--flags",
-                         (char *) "not-need-init,startup-clear",
-                         NULL };
-        t->pid = spawn(argv, NULL);
-        return t->pid < 0 ? -errno : wait_socket(t->sock);
-}
-
-static void tpm_stop(Tpm *t) {
-        stop(t->pid);
-        if (t->dir[0]) {
-                char *argv[] = { (char *) "rm", (char *) "-rf", t->dir, NULL };
-                char out[64];
-                (void) run(argv, out, sizeof out);
-        }
-        free(t->sock);
-        free(t->tcti);
 }
 
 /* ---- the node and its config ---- */
@@ -456,7 +411,7 @@ static int parse_argv(int argc, char *argv[]) {
 }
 
 static int bench(int argc, char *argv[]) {
-        Tpm t = {};
+        BenchSwtpm t = {};
         Node n = {};
         VaultStandin vault = {};
         bool vault_up = false;
@@ -471,7 +426,7 @@ static int bench(int argc, char *argv[]) {
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return r;
-        r = tpm_start(&t);
+        r = bench_swtpm_start(&t, "config-bench-tpm");
         if (r < 0) {
                 log_error_errno(r, "Cannot start swtpm: %m");
                 goto finish;
@@ -635,7 +590,7 @@ finish:
         if (vault_up)
                 vault_standin_stop(&vault);
         stop(bus_pid);
-        tpm_stop(&t);
+        bench_swtpm_stop(&t);
         if (n.root[0]) {
                 char *rm_argv[] = { (char *) "rm", (char *) "-rf", n.root, NULL };
                 (void) run(rm_argv, out, sizeof out);

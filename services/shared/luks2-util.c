@@ -64,6 +64,12 @@ static int crypt_new(const char *path, struct crypt_device **ret) {
         struct crypt_device *cd = NULL;
         int r;
 
+        /* At debug level (EVE_LOG_LEVEL=debug) libcryptsetup's and libdevmapper's own debug messages too:
+         * each step of a key check or an activation, with the udev waits (docs/PERFORMANCE.md). */
+        if (log_get_max_level() >= LOG_DEBUG) {
+                crypt_set_debug_level(CRYPT_DEBUG_ALL);
+                crypt_set_log_callback(NULL, luks2_crypt_log, NULL);
+        }
         r = crypt_init(&cd, path);
         if (r < 0)
                 return r;
@@ -180,6 +186,53 @@ int luks2_activate(struct crypt_device *cd, const char *name, int keyslot, const
         if (r < 0)
                 return r;
         r = crypt_activate_by_passphrase(cd, name, keyslot < 0 ? CRYPT_ANY_SLOT : keyslot, pass, pass_len, 0);
+        if (r < 0 && r != -EPERM && r != -EEXIST && r != -EBUSY)
+                return -EOPNOTSUPP; /* libcryptsetup says ENOTSUP/EINVAL/ENODEV when device-mapper is missing */
+        return r;
+}
+
+int luks2_volume_key_get(
+                struct crypt_device *cd,
+                int keyslot,
+                const void *secret,
+                size_t secret_size,
+                uint8_t **ret_vk,
+                size_t *ret_vk_size) {
+        _cleanup_secret_ char *pass = NULL;
+        _cleanup_secret_ uint8_t *vk = NULL;
+        size_t pass_len, vk_size;
+        int r, vks;
+
+        vks = crypt_get_volume_key_size(cd);
+        if (vks <= 0)
+                return -EINVAL;
+        vk_size = (size_t) vks;
+        r = passphrase_from_secret(secret, secret_size, &pass, &pass_len);
+        if (r < 0)
+                return r;
+        vk = eve_secret_alloc(vk_size);
+        if (!vk)
+                return -ENOMEM;
+        r = crypt_volume_key_get(
+                        cd, keyslot < 0 ? CRYPT_ANY_SLOT : keyslot, (char *) vk, &vk_size, pass, pass_len);
+        if (r < 0)
+                return r;
+        *ret_vk = TAKE_PTR(vk);
+        *ret_vk_size = vk_size;
+        return r;
+}
+
+int luks2_activate_by_volume_key(struct crypt_device *cd, const char *name, const void *vk, size_t vk_size) {
+        int r;
+
+        if (!name || !vk || vk_size == 0)
+                return -EINVAL;
+        /* The digest check alone first (1000 PBKDF2 iterations, no keyslot): a key of another volume reads as
+         * such even where no device-mapper exists. */
+        r = crypt_activate_by_volume_key(cd, NULL, vk, vk_size, 0);
+        if (r < 0)
+                return r;
+        r = crypt_activate_by_volume_key(cd, name, vk, vk_size, 0);
         if (r < 0 && r != -EPERM && r != -EEXIST && r != -EBUSY)
                 return -EOPNOTSUPP; /* libcryptsetup says ENOTSUP/EINVAL/ENODEV when device-mapper is missing */
         return r;

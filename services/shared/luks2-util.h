@@ -40,6 +40,19 @@ int luks2_check_key(struct crypt_device *cd, int keyslot, const void *secret, si
 /* Maps the volume as /dev/mapper/<name>. Without device-mapper: -EOPNOTSUPP (the key was still checked first:
  * -EPERM for a wrong key wins). */
 int luks2_activate(struct crypt_device *cd, const char *name, int keyslot, const void *secret, size_t secret_size);
+/* Checks base64(secret) against keyslot (any when < 0) and returns the volume key it unlocks (secret memory,
+ * eve_secret_free; *ret_vk_size bytes): one keyslot KDF, and activating with it needs none. Returns the
+ * keyslot that matched, -EPERM for a wrong key. */
+int luks2_volume_key_get(
+                struct crypt_device *cd,
+                int keyslot,
+                const void *secret,
+                size_t secret_size,
+                uint8_t **ret_vk,
+                size_t *ret_vk_size);
+/* Maps the volume as /dev/mapper/<name> with a volume key from luks2_volume_key_get() (checked against the
+ * header's digest, no keyslot KDF). -EPERM for another volume's key, -EOPNOTSUPP without device-mapper. */
+int luks2_activate_by_volume_key(struct crypt_device *cd, const char *name, const void *vk, size_t vk_size);
 /* Adds a keyslot for new_secret, unlocking the volume key with old_secret; returns the new slot. */
 int luks2_add_keyslot(struct crypt_device *cd, const void *old_secret, size_t old_size, const void *new_secret,
                 size_t new_size);

@@ -418,14 +418,18 @@ typedef struct KeyParts {
         uint8_t *tpm_part;   /* what the TPM holds (tpm: = secret; tpm+controller: the TPM share) */
         uint8_t *ctrl_share; /* the controller's share, when one was given (even if not needed) */
         int keyslot;         /* the keyslot it opens */
-        bool from_escrow;    /* tpm_part came from an escrow blob: re-seal */
-        bool previous;       /* it is the previous key of an unconfirmed rotation */
+        /* What the keyslot unlocked: activation uses it, no second keyslot KDF. */
+        uint8_t *volume_key;
+        size_t volume_key_size;
+        bool from_escrow; /* tpm_part came from an escrow blob: re-seal */
+        bool previous;    /* it is the previous key of an unconfirmed rotation */
 } KeyParts;
 
 static void key_parts_done(KeyParts *k) {
         k->secret = eve_secret_free(k->secret);
         k->tpm_part = eve_secret_free(k->tpm_part);
         k->ctrl_share = eve_secret_free(k->ctrl_share);
+        k->volume_key = eve_secret_free(k->volume_key);
 }
 
 /* Opens the controller's share in keys, if any; it must be for this vault. */
@@ -537,7 +541,14 @@ static int
                         &ret->secret);
         if (r < 0)
                 return set_reason(res, r, VAULT_ERROR_FAILED, "deriving the vault secret failed");
-        r = luks2_check_key(cd, t->keyslot, ret->secret, TPM2_SECRET_SIZE);
+        /* The key check yields the volume key: activation then runs no keyslot KDF again. */
+        r = luks2_volume_key_get(
+                        cd,
+                        t->keyslot,
+                        ret->secret,
+                        TPM2_SECRET_SIZE,
+                        &ret->volume_key,
+                        &ret->volume_key_size);
         if (r >= 0) {
                 ret->keyslot = r;
                 return 0;
@@ -553,7 +564,14 @@ static int
                                 want_tpm ? ret->tpm_part : NULL,
                                 want_ctrl ? ret->ctrl_share : NULL,
                                 &ret->secret);
-                if (r >= 0 && luks2_check_key(cd, t->old_keyslot, ret->secret, TPM2_SECRET_SIZE) >= 0) {
+                if (r >= 0 &&
+                    luks2_volume_key_get(
+                                    cd,
+                                    t->old_keyslot,
+                                    ret->secret,
+                                    TPM2_SECRET_SIZE,
+                                    &ret->volume_key,
+                                    &ret->volume_key_size) >= 0) {
                         ret->keyslot = t->old_keyslot;
                         ret->previous = true;
                         return 0;
@@ -994,8 +1012,7 @@ static int prepare_filesystem(
                 int eve_id,
                 EveVaultToken *t,
                 const VaultRequest *req,
-                int slot,
-                const uint8_t *secret,
+                const KeyParts *k,
                 VaultResult *ret) {
         _cleanup_free_ char *tmp = NULL, *dev = NULL;
         int r, q;
@@ -1004,7 +1021,7 @@ static int prepare_filesystem(
                 return -ENOMEM;
         if (is_active(tmp))
                 (void) crypt_deactivate(NULL, tmp); /* left by a crash */
-        r = luks2_activate(cd, tmp, slot, secret, TPM2_SECRET_SIZE);
+        r = luks2_activate_by_volume_key(cd, tmp, k->volume_key, k->volume_key_size);
         if (r < 0)
                 return r;
         r = has_ext_magic(dev);
@@ -1068,8 +1085,7 @@ static int
                          int eve_id,
                          EveVaultToken *t,
                          const VaultRequest *req,
-                         int slot,
-                         const uint8_t *secret,
+                         const KeyParts *k,
                          VaultResult *ret) {
         int r;
 
@@ -1077,9 +1093,9 @@ static int
                 return 0;
         r = 0;
         if (req->mount_point && !t->has_filesystem && !is_active(req->map_name))
-                r = prepare_filesystem(cd, eve_id, t, req, slot, secret, ret);
+                r = prepare_filesystem(cd, eve_id, t, req, k, ret);
         if (r >= 0)
-                r = luks2_activate(cd, req->map_name, slot, secret, TPM2_SECRET_SIZE);
+                r = luks2_activate_by_volume_key(cd, req->map_name, k->volume_key, k->volume_key_size);
         if (r == -EOPNOTSUPP)
                 return set_reason(
                                 ret,
@@ -1233,7 +1249,7 @@ int vault_unlock(Tpm2Context *c, const char *image, const VaultRequest *req, Vau
                                 "%s)",
                                 source_str(t->new_key_source));
         }
-        return activate(cd, eve_id, t, req, k.keyslot, k.secret, ret);
+        return activate(cd, eve_id, t, req, &k, ret);
 }
 
 /* ---- rotate, confirm ---- */

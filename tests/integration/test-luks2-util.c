@@ -54,6 +54,24 @@ TEST(format_check_and_keyslots) {
         if (access("/dev/mapper/control", F_OK) < 0)
                 ASSERT_ERROR(luks2_activate(cd, "eve-test", -1, s1, sizeof(s1)), EOPNOTSUPP);
 
+        /* The key check that yields the volume key (the worker maps with it, no second keyslot KDF): a wrong
+         * key gives nothing, a volume key that is not this volume's is refused before device-mapper. */
+        {
+                _cleanup_secret_ uint8_t *vk = NULL;
+                size_t vk_size = 0;
+
+                ASSERT_ERROR(luks2_volume_key_get(cd, -1, bad, sizeof(bad), &vk, &vk_size), EPERM);
+                ASSERT_NULL(vk);
+                ASSERT_ERROR(luks2_volume_key_get(cd, 0, s2, sizeof(s2), &vk, &vk_size), EPERM);
+                ASSERT_EQ(luks2_volume_key_get(cd, -1, s2, sizeof(s2), &vk, &vk_size), 1);
+                ASSERT_EQ(vk_size, 64u);
+                vk[0] ^= 1;
+                ASSERT_ERROR(luks2_activate_by_volume_key(cd, "eve-test", vk, vk_size), EPERM);
+                vk[0] ^= 1;
+                if (access("/dev/mapper/control", F_OK) < 0)
+                        ASSERT_ERROR(luks2_activate_by_volume_key(cd, "eve-test", vk, vk_size), EOPNOTSUPP);
+        }
+
         ASSERT_OK(luks2_remove_keyslot(cd, 0));
         ASSERT_EQ(luks2_keyslots_active(cd), 2);
         ASSERT_ERROR(luks2_check_key(cd, -1, s1, sizeof(s1)), EPERM);

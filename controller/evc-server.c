@@ -524,7 +524,7 @@ static enum MHD_Result queue(struct MHD_Connection *c, EvcReply *r) {
         return k;
 }
 
-static void route(Evc *e, const char *url, const char *method, const uint8_t *body, size_t n, EvcReply *reply) {
+void evc_route(Evc *e, const char *url, const char *method, const uint8_t *body, size_t n, EvcReply *reply) {
         const char *p;
 
         if (strncmp(url, API_PREFIX, strlen(API_PREFIX)) != 0) {
@@ -635,7 +635,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (req->too_large)
                 evc_reject(&reply, MHD_HTTP_CONTENT_TOO_LARGE, "body over %zu bytes", e->body_max);
         else
-                route(e, url, method, req->buf, req->size, &reply);
+                evc_route(e, url, method, req->buf, req->size, &reply);
         k = queue(c, &reply);
         evc_reply_done(&reply);
         return k;

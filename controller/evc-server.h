@@ -36,5 +36,9 @@ void evc_device_done(EvcDevice *d);
 unsigned evc_authenticate(Evc *e, const uint8_t *body, size_t n, const char *uuid, EvcDevice *ret_dev,
                 Org__Lfedge__Eve__Auth__AuthContainer **ret_ac, EvcReply *reply);
 
+/* One request after the HTTP layer (method, content type and size already checked): the URL's endpoint
+ * answers into reply. Also the fuzz target's entry (tests/fuzz/fuzz-evc-http.c). */
+void evc_route(Evc *e, const char *url, const char *method, const uint8_t *body, size_t n, EvcReply *reply);
+
 /* POST /id/<uuid>/attest (evc-verifier.c). */
 unsigned evc_handle_attest(Evc *e, const char *uuid, const uint8_t *body, size_t n, EvcReply *reply);

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Writes the hand-built seed inputs of the fuzz corpora (tests/fuzz/corpus/<target>/seed-*), so they can be
 made again and read: TPMS_ATTEST quotes, crypto-agile event logs (plain and gzip), LUKS2 token JSON of both
-formats, escrow blobs (AttestVolumeKeyData, EveVaultEscrow). Crashes found by fuzzing are added beside them as
+formats, escrow blobs (AttestVolumeKeyData, EveVaultEscrow), and the mode-byte seeds of the configd, controller
+response and evc targets (from the proto-unpack seeds). Crashes found by fuzzing are added beside them as
 crash-* files by hand. Usage: tests/fuzz/make-seeds.py [CORPUS_DIR]"""
 import base64
 import gzip
@@ -115,3 +116,57 @@ data_v1 = field(1, 2, bytes(range(60))) + field(2, 2, hashlib.sha256(b"k" * 32).
 write("escrow-blob", "v1", data_v1)
 write("escrow-blob", "legacy", field(1, 2, b"\x42" * 32) + field(2, 2, b"\x24" * 32))
 write("escrow-blob", "unknown-fields", data_v1 + field(9, 2, b"future") + field(10, 0, 7))
+
+
+# ---- seeds of the targets that take a mode byte first (fuzz-configd-*, fuzz-controller-response,
+# fuzz-evc-*): built from the protobuf seeds of proto-unpack (real messages of each kind) ----
+def proto_seed(name):
+    with open(os.path.join(top, "proto-unpack", name), "rb") as f:
+        return f.read()
+
+
+def store_file(payload):
+    return b"EVECFG1\n" + struct.pack("<Q", len(payload)) + hashlib.sha256(payload).digest() + payload
+
+
+cipher_block = field(1, 2, b"ctx-1") + field(2, 2, b"\x01" * 16) + field(3, 2, b"\xc1" * 48) + \
+    field(4, 2, hashlib.sha256(b"x").digest())
+write("configd-cipher", "config", b"\x00" + proto_seed("config-response"))
+write("configd-cipher", "block", b"\x01" + cipher_block)
+write("configd-cipher", "block-bad-iv", b"\x01" + field(1, 2, b"ctx-1") + field(2, 2, b"\x01" * 8) +
+      field(3, 2, b"\xc1" * 48))
+write("configd-cipher", "plaintext", b"\x02" + proto_seed("encryption-block"))
+write("configd-store", "file", b"\x00" + store_file(proto_seed("config-response")))
+write("configd-store", "file-truncated", b"\x00" + store_file(proto_seed("config-response"))[:-7])
+write("configd-store", "payload", b"\x01" + proto_seed("config-response"))
+write("controller-response", "envelope", b"\x00" + proto_seed("auth-signed"))
+write("controller-response", "nonce", b"\x01" + field(1, 0, 2) + field(3, 2, field(1, 2, b"\x6e" * 32)))
+for name in ("attest-resp-quote", "config-response", "controller-certs", "uuid-response"):
+    write("controller-response", name, b"\x01" + proto_seed(name))
+# evc-http: endpoint byte (register, uuid, attest, config, info, certs), then 1 = sealed by the device.
+endpoints = {"register": 0, "uuid": 1, "attest": 2, "config": 3, "info": 4, "certs": 5}
+write("evc-http", "raw-envelope", bytes([2, 0]) + proto_seed("auth-signed"))
+write("evc-http", "certs", bytes([5, 0]))
+for name, ep in (("register", "register"), ("uuid-response", "uuid"), ("attest-req-certs", "attest"),
+                 ("attest-req-nonce", "attest"), ("attest-req-quote", "attest"),
+                 ("attest-req-store-keys", "attest"), ("config-request", "config"), ("info-device", "info")):
+    write("evc-http", name, bytes([endpoints[ep], 1]) + proto_seed(name))
+# evc-admin: parser byte (pcrs, size, uuid, device name, certificate, vault entry), then the argument.
+device_cert = """-----BEGIN CERTIFICATE-----
+MIIBgjCCASmgAwIBAgIUBVzk1/KNNqKOcvS2gODw1uiLhzswCgYIKoZIzj0EAwIw
+FjEUMBIGA1UEAwwLZnV6ei1kZXZpY2UwIBcNMjYxMTIyMjIyMTIwWhgPMjEyNjEw
+MjkyMjIxMjBaMBYxFDASBgNVBAMMC2Z1enotZGV2aWNlMFkwEwYHKoZIzj0CAQYI
+KoZIzj0DAQcDQgAEjsQnuJq4zgkIJLpyF2EgLW6GyL2jhuyjpYS7MJko5LVCn9c2
+En1HTAdl1au/lwtnoFepFDWa8rusnx9mi+5G1qNTMFEwHQYDVR0OBBYEFB+mtUgw
+UsZl+0UqYQCDG3IYIuvIMB8GA1UdIwQYMBaAFB+mtUgwUsZl+0UqYQCDG3IYIuvI
+MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDRwAwRAIgOp1tjRH8JOsg0bc0
+YnOdMl4T3TlURNCO6RHDTNZOQRUCIDjehUEm6wItDCMEs0yuQkk4XKh64ekryqQy
+SqIMxzeK
+-----END CERTIFICATE-----
+"""
+write("evc-admin", "pcrs", b"\x00" + b"0,1,2,4,7")
+write("evc-admin", "size", b"\x01" + b"512M")
+write("evc-admin", "uuid", b"\x02" + b"5F3E6C1A-2B4D-4E8F-9A0B-1C2D3E4F5A6B")
+write("evc-admin", "device", b"\x03" + b"fuzz-serial")
+write("evc-admin", "cert", b"\x04" + device_cert.encode())
+write("evc-admin", "vault", b"\x05" + b"image\x00" + struct.pack("<QBIB", 1 << 30, 1, 0x4091, 3) + b"\0\0")

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* eve-register: the node's first words with its controller, run once per boot, idempotent. Fetches /certs
- * (each signing and ECDH certificate verified against root-certificate.pem, then stored for the other
- * daemons), asks /uuid with a request signed by the device key, and only when the controller does not know
- * the device yet registers it with the onboarding certificate and the serial; stores the UUID in the status
- * directory. A controller that cannot be reached is not an error when an earlier boot stored everything
- * already: attestd retries on its own schedule. */
+/* eve-register: the node's first words with its controller, run once per boot, idempotent. Checks first that
+ * the TPM device key is bound to this controller's root CA and address (binds an unbound one; refuses to go
+ * on when it is bound to other files). Fetches /certs (each signing and ECDH certificate verified against
+ * root-certificate.pem, then stored for the other daemons), asks /uuid with a request signed by the device
+ * key, and only when the controller does not know the device yet registers it with the onboarding
+ * certificate and the serial; stores the UUID in the status directory. A controller that cannot be reached
+ * is not an error when an earlier boot stored everything already: attestd retries on its own schedule. */
 #include <getopt.h>
 #include <sys/stat.h>
 
+#include "controller-certs.h"
 #include "controller-client.h"
 #include "crypto-util.h"
 #include "encoding.h"
@@ -243,6 +245,43 @@ static int write_uuid(const char *uuid) {
         return 1;
 }
 
+/* The controller binding (docs/SECURITY.md), before a byte goes out: a TPM device key made before the
+ * binding or before the controller files were there is bound to root-certificate.pem and server now (first
+ * contact); one bound to other files stops everything here: the node must not talk to a controller it was
+ * not onboarded with. A software identity has nothing to bind. */
+static int check_binding(void) {
+        _cleanup_(tpm2_context_unrefp) Tpm2Context *tpm = NULL;
+        _cleanup_free_ char *soft_key = eve_path_join(EVE_PATH_CONFIG, "device.key.pem");
+        const char *reason = NULL;
+        int r;
+
+        if (!soft_key)
+                return log_oom();
+        if (access(soft_key, F_OK) >= 0)
+                return 0;
+        r = tpm2_context_new(NULL, &tpm);
+        if (r < 0)
+                return 0; /* controller_client_load_identity() says what is wrong */
+        r = controller_binding_check(tpm, /* bind= */ true, &reason);
+        if (r == -EKEYREVOKED)
+                return log_error_errno(
+                                r,
+                                "Not contacting the controller: %s. Nothing was sent; the node must be "
+                                "re-onboarded unless the original files come back.",
+                                reason);
+        if (r == -ENOENT)
+                return 0; /* no files or no key: the steps below report it */
+        if (r < 0)
+                return log_error_errno(
+                                r,
+                                "Cannot check the device key's controller binding: %s (%s)",
+                                reason ?: "?",
+                                tpm2_context_last_error(tpm));
+        if (r == CONTROLLER_BINDING_NEWLY_BOUND)
+                log_notice("Bound the device key to this controller's root CA and address (the same key).");
+        return 0;
+}
+
 static int run(int argc, char *argv[]) {
         _cleanup_(controller_client_freep) ControllerClient *c = NULL;
         char uuid[37], stored[37];
@@ -256,6 +295,10 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return r;
         have_stored = controller_read_uuid(stored) >= 0;
+
+        r = check_binding();
+        if (r < 0)
+                return r;
 
         r = controller_client_new(NULL, &c);
         if (r < 0)

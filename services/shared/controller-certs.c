@@ -7,6 +7,7 @@
 #include "crypto-util.h"
 #include "encoding.h"
 #include "log.h"
+#include "memory-util.h"
 #include "paths.h"
 
 #define ROOT_CA_FILE "root-certificate.pem"
@@ -167,4 +168,124 @@ int controller_cert_find(
                 gnutls_x509_crt_deinit(list[i]);
         gnutls_free(list);
         return 0;
+}
+
+/* ---- controller binding ---- */
+
+#define BINDING_LABEL "eve-trust controller binding v1"
+#define BINDING_PROBE_LABEL "eve-trust controller binding probe v1"
+#define SERVER_FILE "server"
+
+static void sha256_update_sized(struct sha256_ctx *h, const void *p, size_t n) {
+        uint8_t be[4] = { (uint8_t) (n >> 24), (uint8_t) (n >> 16), (uint8_t) (n >> 8), (uint8_t) n };
+
+        sha256_update(h, sizeof be, be);
+        sha256_update(h, n, p);
+}
+
+int controller_binding_compute(uint8_t ret[static CONTROLLER_BINDING_SIZE], const char **ret_reason) {
+        _cleanup_free_ char *root_path = NULL, *server_path = NULL, *root = NULL, *server = NULL;
+        size_t root_size, server_size;
+        const char *s;
+        struct sha256_ctx h;
+        int r;
+
+        root_path = eve_path_join(EVE_PATH_CONFIG, ROOT_CA_FILE);
+        server_path = eve_path_join(EVE_PATH_CONFIG, SERVER_FILE);
+        if (!root_path || !server_path)
+                return -ENOMEM;
+        r = crypto_read_file(root_path, /* secure= */ false, &root, &root_size);
+        if (r < 0)
+                return REFUSE(-r, "cannot read the controller root CA (" ROOT_CA_FILE ")");
+        r = crypto_read_file(server_path, /* secure= */ false, &server, &server_size);
+        if (r < 0)
+                return REFUSE(-r, "cannot read the controller address (" SERVER_FILE ")");
+        s = server;
+        while (server_size > 0 && strchr(" \t\r\n", s[0])) {
+                s++;
+                server_size--;
+        }
+        while (server_size > 0 && strchr(" \t\r\n", s[server_size - 1]))
+                server_size--;
+
+        sha256_init(&h);
+        sha256_update(&h, sizeof BINDING_LABEL, (const uint8_t *) BINDING_LABEL); /* with its NUL */
+        sha256_update_sized(&h, root, root_size);
+        sha256_update_sized(&h, s, server_size);
+        sha256_digest(&h, CONTROLLER_BINDING_SIZE, ret);
+        erase(&h, sizeof h);
+        return 0;
+}
+
+/* One signature with the context's current authValue: 0 accepted, -EACCES refused. */
+static int binding_probe(Tpm2Context *c) {
+        uint8_t digest[SHA256_DIGEST_SIZE], rs[2 * TPM2_ECC_P256_SIZE];
+        struct sha256_ctx h;
+
+        sha256_init(&h);
+        sha256_update(&h, sizeof BINDING_PROBE_LABEL, (const uint8_t *) BINDING_PROBE_LABEL);
+        sha256_digest(&h, sizeof digest, digest);
+        return tpm2_sign_digest(c, TPM2_KEY_DEVICE, digest, rs);
+}
+
+int controller_binding_check(Tpm2Context *c, bool bind, const char **ret_reason) {
+        uint8_t auth[CONTROLLER_BINDING_SIZE];
+        Tpm2EccPoint before, after;
+        int r;
+
+        if (!c)
+                return REFUSE(EINVAL, "bad arguments");
+        r = controller_binding_compute(auth, ret_reason);
+        if (r < 0)
+                return r;
+        r = tpm2_key_ensure(c, TPM2_KEY_DEVICE, /* create= */ false, &before);
+        if (r < 0) {
+                erase(auth, sizeof auth);
+                return REFUSE(-r, "no device key in the TPM");
+        }
+        r = tpm2_context_set_device_auth(c, auth, sizeof auth);
+        if (r >= 0)
+                r = binding_probe(c);
+        if (r >= 0) {
+                erase(auth, sizeof auth);
+                return CONTROLLER_BINDING_BOUND;
+        }
+        if (r != -EACCES)
+                goto fail;
+
+        /* Refused: an unbound key (empty authValue), or one bound to other files. */
+        (void) tpm2_context_set_device_auth(c, NULL, 0);
+        r = binding_probe(c);
+        if (r == -EACCES) {
+                erase(auth, sizeof auth);
+                return REFUSE(EKEYREVOKED,
+                              "the device key is bound to another controller root CA or address: restore "
+                              "root-certificate.pem and server, or re-onboard the node");
+        }
+        if (r < 0)
+                goto fail;
+        if (!bind) {
+                erase(auth, sizeof auth);
+                return CONTROLLER_BINDING_UNBOUND;
+        }
+
+        /* Bind: evict, re-create from the same template with the authValue, check it is the same key. */
+        r = tpm2_key_evict(c, TPM2_KEY_DEVICE);
+        if (r < 0)
+                goto fail;
+        r = tpm2_context_set_device_auth(c, auth, sizeof auth);
+        if (r >= 0)
+                r = tpm2_key_ensure(c, TPM2_KEY_DEVICE, /* create= */ true, &after);
+        if (r >= 0 && memcmp(&before, &after, sizeof before) != 0)
+                r = -EBADMSG;
+        if (r >= 0)
+                r = binding_probe(c);
+        if (r < 0)
+                goto fail;
+        erase(auth, sizeof auth);
+        return CONTROLLER_BINDING_NEWLY_BOUND;
+fail:
+        erase(auth, sizeof auth);
+        (void) tpm2_context_set_device_auth(c, NULL, 0);
+        return REFUSE(-r, "the TPM failed while checking the device key's binding");
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "macro.h"
+#include "tpm2-util.h"
 
 #define CONTROLLER_CERT_HASH_SIZE 16U
 
@@ -45,3 +46,33 @@ int controller_cert_find(
                 size_t hash_size,
                 gnutls_x509_crt_t *ret,
                 const char **ret_reason);
+
+/* ---- controller binding (issue 13; docs/SECURITY.md "Controller binding and key rotation") ----
+ *
+ * The device identity key's TPM authValue is
+ *   SHA-256("eve-trust controller binding v1\0" ‖ u32be(n) ‖ root-certificate.pem (n bytes, as on disk)
+ *           ‖ u32be(m) ‖ server (m bytes, surrounding whitespace trimmed))
+ * over $EVE_CONFIG_DIR/root-certificate.pem and $EVE_CONFIG_DIR/server. Replacing either file changes the
+ * value, and the key (noDA) refuses to sign: the node can no longer speak in its own name until the right
+ * files are back, or until it is re-onboarded. */
+#define CONTROLLER_BINDING_SIZE 32U
+
+/* The authValue from the files now on disk: 0, -ENOENT when either file is missing (ret_reason, may be NULL,
+ * gets a static text). ret is secret: the caller wipes it. */
+int controller_binding_compute(uint8_t ret[static CONTROLLER_BINDING_SIZE], const char **ret_reason);
+
+typedef enum ControllerBinding {
+        CONTROLLER_BINDING_BOUND,       /* the key takes the value of the files on disk */
+        CONTROLLER_BINDING_UNBOUND,     /* the key has an empty authValue (made before binding, or before the
+                                         * files existed) and bind was false */
+        CONTROLLER_BINDING_NEWLY_BOUND, /* it had an empty authValue; now bound to the files (same key pair)
+                                         */
+} ControllerBinding;
+
+/* Checks the device key in the TPM against the files (one signature of a fixed, labelled digest). With bind,
+ * an unbound key is bound now: evicted and re-created from the same template with the authValue (a primary
+ * key: the same key pair, so the device certificate stays valid). Leaves the context's device authValue set
+ * to the value the key takes. Returns a ControllerBinding, or -ENOENT (a file is missing, or no device key),
+ * -EKEYREVOKED (the key is bound to other files: re-onboard, or restore them), another negative errno for
+ * TPM failures. ret_reason (may be NULL) gets a static text. */
+int controller_binding_check(Tpm2Context *c, bool bind, const char **ret_reason);

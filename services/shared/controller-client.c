@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "certs.pb-c.h"
+#include "controller-certs.h"
 #include "crypto-util.h"
 #include "encoding.h"
 #include "log.h"
@@ -56,6 +57,7 @@ struct ControllerClient {
         uint64_t tpm_commands;       /* sent through contexts opened here */
         uint8_t device_hash[32];
         bool have_identity;
+        bool warned_unbound; /* logged once: the TPM device key has no controller binding yet */
         gnutls_privkey_t onboard_key;
         char *onboard_pem;
         uint8_t onboard_hash[32];
@@ -828,7 +830,8 @@ int controller_envelope_seal(
 static int seal_device(ControllerClient *c, const void *payload, size_t n, uint8_t **ret, size_t *ret_size) {
         _cleanup_(tpm2_context_unrefp) Tpm2Context *own = NULL;
         Tpm2Context *tpm = c->tpm;
-        uint8_t digest[32], rs[64];
+        uint8_t digest[32], rs[64], auth[CONTROLLER_BINDING_SIZE];
+        const char *reason = NULL;
         int r;
 
         if (!c->tpm_identity)
@@ -843,9 +846,38 @@ static int seal_device(ControllerClient *c, const void *payload, size_t n, uint8
                 tpm = own;
         }
         sha256(payload, n, digest);
-        r = tpm2_sign_digest(tpm, TPM2_KEY_DEVICE, digest, rs);
+        /* The controller binding: the key signs only with the authValue derived from the root CA and server
+         * files as they are now (read again for every signature, so restoring them restores service). */
+        r = controller_binding_compute(auth, &reason);
+        if (r < 0)
+                return set_error(c, r, "Cannot sign in the device's name: %s.", reason);
+        r = tpm2_context_set_device_auth(tpm, auth, sizeof auth);
+        erase(auth, sizeof auth);
+        if (r >= 0)
+                r = tpm2_sign_digest(tpm, TPM2_KEY_DEVICE, digest, rs);
+        if (r == -EACCES) {
+                /* A key made before the binding (empty authValue) still signs: eve-register and
+                 * eve-tpm-setup bind it. One bound to other files refuses the empty value too. */
+                (void) tpm2_context_set_device_auth(tpm, NULL, 0);
+                r = tpm2_sign_digest(tpm, TPM2_KEY_DEVICE, digest, rs);
+                if (r == -EACCES)
+                        r = -EKEYREVOKED;
+                else if (r >= 0 && !c->warned_unbound) {
+                        log_warning("The device key is not bound to the controller yet (empty TPM "
+                                    "authorisation); eve-register binds it.");
+                        c->warned_unbound = true;
+                }
+        }
+        (void) tpm2_context_set_device_auth(tpm, NULL, 0);
         if (own)
                 c->tpm_commands += tpm2_context_commands(own);
+        if (r == -EKEYREVOKED)
+                return set_error(c,
+                                 r,
+                                 "The device key refuses to sign: this node's controller root CA "
+                                 "(root-certificate.pem) or address (server) is not what its identity was "
+                                 "bound to, so nothing is sent in its name. Restore the original files, or "
+                                 "re-onboard the node (clear the TPM and provision it again).");
         if (r < 0)
                 return set_error(c, r, "The TPM did not sign the request: %s", tpm2_context_last_error(tpm));
         return controller_envelope_pack(c->device_hash, NULL, payload, n, rs, sizeof rs, ret, ret_size);
@@ -1562,6 +1594,8 @@ int controller_client_post(
                 r = seal_device(c, payload, n, &q->body, &q->body_size);
         if (r < 0) {
                 request_free(q);
+                if (r == -EKEYREVOKED) /* the binding's sentence is already there */
+                        return r;
                 return set_error(c, r, "Cannot sign the request to %s: %s", path, strerror(-r));
         }
         r = request_start(c, q);

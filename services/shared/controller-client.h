@@ -29,7 +29,10 @@
  *   -EBADMSG       a malformed answer: wrong content type, envelope that does not parse, bad signature,
  *                  /certs that does not verify
  *   -ENOKEY        the response's signer is not among the controller's certificates even after a /certs
- * refetch controller_client_last_error() has the sentence a person needs (never a secret).
+ *                  refetch
+ *   -EKEYREVOKED   (before sending) the TPM device key refuses to sign: the controller root CA or server
+ *                  file is not what the key was bound to (controller-certs.h); nothing was sent
+ * controller_client_last_error() has the sentence a person needs (never a secret).
  *
  * Not thread-safe: one client per event loop thread. Handlers must not free the client. */
 #pragma once

@@ -30,6 +30,7 @@ struct Tpm2Context {
         bool aes_cfb;
         ESYS_TR srk; /* cached, ESYS_TR_NONE until first use */
         char *last_error;
+        TPM2B_AUTH device_auth; /* authValue for the device key (controller binding), empty by default */
 };
 
 /* An ESYS object that knows whether it must be flushed (transient, session) or only closed (persistent). */
@@ -151,6 +152,16 @@ bool tpm2_context_supports_aes_cfb(const Tpm2Context *c) {
         return c && c->aes_cfb;
 }
 
+int tpm2_context_set_device_auth(Tpm2Context *c, const void *auth, size_t size) {
+        if (size > sizeof c->device_auth.buffer || (size > 0 && !auth))
+                return -EINVAL;
+        erase(&c->device_auth, sizeof c->device_auth);
+        c->device_auth.size = (uint16_t) size;
+        if (size > 0)
+                memcpy(c->device_auth.buffer, auth, size);
+        return 0;
+}
+
 static Tpm2Context *tpm2_context_free(Tpm2Context *c) {
         if (!c)
                 return NULL;
@@ -162,6 +173,7 @@ static Tpm2Context *tpm2_context_free(Tpm2Context *c) {
         if (c->inner)
                 Tss2_TctiLdr_Finalize(&c->inner);
         free(c->last_error);
+        erase(&c->device_auth, sizeof c->device_auth);
         return mfree(c);
 }
 
@@ -443,8 +455,8 @@ static int public_matches_template(Tpm2Context *c, Tpm2Key k, const TPMT_PUBLIC 
         return 0;
 }
 
-static int create_primary(Tpm2Context *c, ESYS_TR hierarchy, const TPM2B_PUBLIC *template, Tpm2Handle *ret,
-                TPM2B_PUBLIC **ret_public) {
+static int create_primary(Tpm2Context *c, ESYS_TR hierarchy, const TPM2B_PUBLIC *template,
+                const TPM2B_AUTH *auth, Tpm2Handle *ret, TPM2B_PUBLIC **ret_public) {
 
         TPM2B_SENSITIVE_CREATE sensitive = {};
         TPM2B_DATA outside = {};
@@ -452,8 +464,11 @@ static int create_primary(Tpm2Context *c, ESYS_TR hierarchy, const TPM2B_PUBLIC 
         ESYS_TR tr = ESYS_TR_NONE;
         TSS2_RC rc;
 
+        if (auth)
+                sensitive.sensitive.userAuth = *auth;
         rc = Esys_CreatePrimary(c->esys, hierarchy, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive,
                                 template, &outside, &creation_pcr, &tr, ret_public, NULL, NULL, NULL);
+        erase(&sensitive, sizeof sensitive);
         if (rc != TSS2_RC_SUCCESS)
                 return tpm2_fail(c, rc, "TPM2_CreatePrimary");
         *ret = (Tpm2Handle) { .esys = c->esys, .tr = tr, .flush = true };
@@ -503,7 +518,10 @@ int tpm2_key_ensure(Tpm2Context *c, Tpm2Key k, bool create, Tpm2EccPoint *ret_pu
         }
 
         key_template(k, &template);
-        r = create_primary(c, ESYS_TR_RH_OWNER, &template, &h, &pub);
+        /* The device key gets the context's authValue (the controller binding): it is not part of the key's
+         * derivation, so the same seed and template give the same key pair whatever the value. */
+        r = create_primary(c, ESYS_TR_RH_OWNER, &template, k == TPM2_KEY_DEVICE ? &c->device_auth : NULL, &h,
+                           &pub);
         if (r < 0)
                 return r;
         r = persist(c, &h, handle);
@@ -606,7 +624,7 @@ int tpm2_ek_ensure(Tpm2Context *c, bool create, uint32_t *ret_handle) {
                 return -ENOENT;
         }
         ek_template(&template);
-        r = create_primary(c, ESYS_TR_RH_ENDORSEMENT, &template, &h, NULL);
+        r = create_primary(c, ESYS_TR_RH_ENDORSEMENT, &template, NULL, &h, NULL);
         if (r < 0)
                 return r;
         r = persist(c, &h, TPM2_HANDLE_EK_ECC);
@@ -723,7 +741,7 @@ static void copy_be(uint8_t *dst, size_t dst_size, const uint8_t *src, size_t sr
 int tpm2_sign_digest(Tpm2Context *c, Tpm2Key k, const uint8_t digest[static TPM2_SHA256_SIZE],
                 uint8_t ret_rs[static 2 * TPM2_ECC_P256_SIZE]) {
 
-        _cleanup_(tpm2_handle_done) Tpm2Handle h = TPM2_HANDLE_NULL;
+        _cleanup_(tpm2_handle_done) Tpm2Handle h = TPM2_HANDLE_NULL, s = { .tr = ESYS_TR_PASSWORD };
         _cleanup_esys_ TPMT_SIGNATURE *sig = NULL;
         TPM2B_DIGEST d = { .size = TPM2_SHA256_SIZE };
         TPMT_SIG_SCHEME scheme = { .scheme = TPM2_ALG_ECDSA, .details.ecdsa.hashAlg = TPM2_ALG_SHA256 };
@@ -741,10 +759,23 @@ int tpm2_sign_digest(Tpm2Context *c, Tpm2Key k, const uint8_t digest[static TPM2
                 set_error(c, "No %s at 0x%08x", tpm2_key_to_string(k), tpm2_key_handle(k));
                 return -ENOENT;
         }
-        rc = Esys_Sign(c->esys, h.tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &d, &scheme, &validation,
-                       &sig);
-        if (rc != TSS2_RC_SUCCESS)
-                return tpm2_fail(c, rc, "TPM2_Sign");
+        if (c->device_auth.size > 0) {
+                /* A salted HMAC session: the authValue proves itself without crossing the bus. */
+                r = start_session(c, TPM2_SE_HMAC, 0, &s);
+                if (r < 0)
+                        return r;
+                rc = Esys_TR_SetAuth(c->esys, h.tr, &c->device_auth);
+                if (rc != TSS2_RC_SUCCESS)
+                        return tpm2_fail(c, rc, "Esys_TR_SetAuth");
+        }
+        rc = Esys_Sign(c->esys, h.tr, s.tr, ESYS_TR_NONE, ESYS_TR_NONE, &d, &scheme, &validation, &sig);
+        if (rc != TSS2_RC_SUCCESS) {
+                r = tpm2_fail(c, rc, "TPM2_Sign");
+                if (r == -EACCES)
+                        set_error(c, "The %s refused the authorisation value (%s): its binding differs",
+                                  tpm2_key_to_string(k), Tss2_RC_Decode(rc));
+                return r;
+        }
         if (sig->sigAlg != TPM2_ALG_ECDSA)
                 return -EBADMSG;
         copy_be(ret_rs, TPM2_ECC_P256_SIZE, sig->signature.ecdsa.signatureR.buffer,

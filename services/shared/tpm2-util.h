@@ -60,6 +60,12 @@ uint64_t tpm2_context_commands(const Tpm2Context *c);
 /* Text of the last failure in this context (decoded TSS return code or our own reason), or "" if none. */
 const char *tpm2_context_last_error(const Tpm2Context *c);
 bool tpm2_context_supports_aes_cfb(const Tpm2Context *c);
+/* The authValue of the device identity key (at most 32 bytes; size 0: empty, the default). This context gives
+ * it to the device key it creates (tpm2_key_ensure) and proves it with every signature of that key through a
+ * session salted by the SRK (the value never crosses the bus in clear). The controller binding
+ * (controller-certs.h) derives it from the controller root CA and address. The key has noDA: a wrong value
+ * gets -EACCES and never counts towards the dictionary-attack lockout. Copied; wiped when the context goes. */
+int tpm2_context_set_device_auth(Tpm2Context *c, const void *auth, size_t size);
 
 /* Runs TPM2_SelfTest(full) and GetTestResult: 0 when the TPM is healthy, -EIO with last_error otherwise. */
 int tpm2_self_test(Tpm2Context *c);
@@ -88,7 +94,8 @@ int tpm2_ek_ensure(Tpm2Context *c, bool create, uint32_t *ret_handle);
 int tpm2_ek_certificate(Tpm2Context *c, uint8_t **ret, size_t *ret_size);
 
 /* ECDSA P-256 signature of a 32-byte digest with the device key (or any unrestricted signing key among ours):
- * r and s, 32 bytes each, big-endian, written to ret_rs[64]. */
+ * r and s, 32 bytes each, big-endian, written to ret_rs[64]. With the context's device authValue (see
+ * tpm2_context_set_device_auth); -EACCES when the key refuses it. */
 int tpm2_sign_digest(Tpm2Context *c, Tpm2Key k, const uint8_t digest[static TPM2_SHA256_SIZE],
                 uint8_t ret_rs[static 2 * TPM2_ECC_P256_SIZE]);
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* eve-tpm-setup: provisions the node's identity at every boot, idempotently. With a TPM: SRK, endorsement key,
- * device identity, ECDH and attestation keys as persistent objects, a self-signed device certificate and
+ * device identity (its authorisation bound to the controller root CA and address when those files are there),
+ * ECDH and attestation keys as persistent objects, a self-signed device certificate and
  * ECDH/attestation(/EK) certificates signed by the device key. Without one: software keys in the same places.
  * It creates only what is missing, checks that every certificate matches its key, and refuses to go on when
  * the TPM and the files disagree. Above all it never replaces a TPM-backed identity with a software one. */
@@ -8,6 +9,7 @@
 #include <inttypes.h>
 #include <sys/stat.h>
 
+#include "controller-certs.h"
 #include "crypto-util.h"
 #include "log.h"
 #include "main-func.h"
@@ -235,6 +237,9 @@ static int tpm_provision(Setup *s, bool have_device_cert) {
                 { TPM2_KEY_ECDH, CRYPTO_CERT_ECDH },
                 { TPM2_KEY_ATTEST, CRYPTO_CERT_ATTEST },
         };
+        uint8_t auth[CONTROLLER_BINDING_SIZE];
+        const char *reason = NULL;
+        bool have_binding;
         Tpm2EccPoint point;
         int r;
 
@@ -245,6 +250,21 @@ static int tpm_provision(Setup *s, bool have_device_cert) {
         if (r < 0)
                 return r;
 
+        /* The controller binding (docs/SECURITY.md): with root-certificate.pem and server on disk, a new device
+         * key gets the authValue derived from them, and an existing unbound one (made before the binding, or
+         * before those files were there) is bound now. Without them the key stays unbound until eve-register
+         * binds it at the first contact with the controller. */
+        r = controller_binding_compute(auth, &reason);
+        have_binding = r >= 0;
+        if (have_binding)
+                r = tpm2_context_set_device_auth(s->tpm, auth, sizeof auth);
+        erase(auth, sizeof auth);
+        if (r < 0 && have_binding)
+                return log_error_errno(r, "Cannot set the device key's authorisation: %m");
+        if (!have_binding)
+                log_notice("No controller binding for the device key yet (%s); eve-register binds it.",
+                           reason ?: "?");
+
         /* The device key is a primary key: re-creating it from the same seed and template gives the same key,
          * so a missing one may be recreated; the certificate check below catches a cleared TPM. */
         r = tpm_ensure_key(s, TPM2_KEY_DEVICE, true, &point);
@@ -253,6 +273,20 @@ static int tpm_provision(Setup *s, bool have_device_cert) {
         if (r > 0 && have_device_cert)
                 log_notice("The device key was missing from the TPM and has been re-created; checking it "
                            "against %s.", device_cert);
+        if (have_binding && r == 0) {
+                r = controller_binding_check(s->tpm, /* bind= */ s->create, &reason);
+                if (r == -EKEYREVOKED)
+                        return log_error_errno(r, "The device key refuses this node's controller files: %s.",
+                                               reason);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot check the device key's controller binding: %s (%s)",
+                                               reason ?: "?", tpm2_context_last_error(s->tpm));
+                if (r == CONTROLLER_BINDING_NEWLY_BOUND) {
+                        log_notice("Bound the device key to the controller's root CA and address (same key).");
+                        s->n_created++;
+                } else if (r == CONTROLLER_BINDING_UNBOUND)
+                        log_notice("The device key is not bound to the controller (empty authorisation).");
+        }
         r = crypto_tpm_privkey(s->tpm, TPM2_KEY_DEVICE, &s->device_key);
         if (r < 0)
                 return log_error_errno(r, "Cannot use the TPM device key for signing: %m");

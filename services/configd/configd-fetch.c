@@ -1,13 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The fetch loop: ConfigRequest{configHash, integrity_token} to /id/<uuid>/config at start, every
- * fetch_interval, and on Refresh(). 200 → a new config (the controller client has verified the response's
- * signature before we see a byte); 304 → keep; 403 → org.eve.Attest.Restart() and back off; 503, no answer
- * and other refusals → back off: fetch_retry doubling per failure up to fetch_interval, ±25 % jitter. When
- * attestation completes after a 403 (org.eve.Attest State → COMPLETE), fetch at once. */
+ * fetch_interval, and on Refresh(). /certs again at once when controllercert_confighash changes or a new
+ * config's cipher context names a controller certificate that is not stored, at most once per
+ * CERTS_REFETCH_MIN (a cause inside that window waits for its end); after it, ECDH certificates that neither
+ * /certs nor the current config names are removed. 200 → a new config (the controller client has verified
+ * the response's signature before we see a byte); 304 → keep; 403 → org.eve.Attest.Restart() and back off;
+ * 503, no answer and other refusals → back off: fetch_retry doubling per failure up to fetch_interval, ±25 %
+ * jitter. When attestation completes after a 403 (org.eve.Attest State → COMPLETE), fetch at once. */
+#include <nettle/sha2.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "certs.pb-c.h"
 #include "configd-manager.h"
+#include "controller-certs.h"
 #include "log.h"
 #include "memory-util.h"
 #include "proto-util.h"
@@ -123,6 +130,8 @@ static int on_restart_reply(sd_bus_message *reply, void *userdata, sd_bus_error 
         return 0;
 }
 
+static bool config_names_unknown_cert(const Config *cfg);
+
 static void on_config_reply(ControllerClient *c, int error, const ControllerReply *reply, void *userdata) {
         _cleanup_(config_freep) Config *cfg = NULL;
         Manager *m = userdata;
@@ -181,6 +190,8 @@ static void on_config_reply(ControllerClient *c, int error, const ControllerRepl
         if (old_certs && !streq_ptr(old_certs, cfg->response->config->controllercert_confighash))
                 manager_certs_refetch(
                                 m, "the controller's certificate set changed (controllercert_confighash)");
+        else if (config_names_unknown_cert(cfg))
+                manager_certs_refetch(m, "a cipher context names an unknown controller certificate");
         (void) manager_set_config(m, TAKE_PTR(cfg), CONFIG_ORIGIN_CONTROLLER);
         fetch_end(m, FETCH_UPDATED, NULL);
 }
@@ -268,16 +279,74 @@ int manager_fetch_now(Manager *m, sd_bus_message *waiter) {
         return 0;
 }
 
-/* ---- /certs again (issue 13's hook: unknown controller certificate, certificate set changed) ---- */
+/* ---- /certs again (issue 13: unknown controller certificate, certificate set changed) ---- */
+
+/* Whether a cipher context of cfg names a controller ECDH certificate that is not stored. */
+static bool config_names_unknown_cert(const Config *cfg) {
+        const EdgeDevConfig *c = cfg && cfg->response ? cfg->response->config : NULL;
+
+        for (size_t i = 0; c && i < c->n_ciphercontexts; i++) {
+                const ProtobufCBinaryData *h = &c->ciphercontexts[i]->controllercerthash;
+                _cleanup_free_ char *path = NULL;
+
+                if (h->len < CONTROLLER_CERT_HASH_SIZE)
+                        continue; /* refused when a secret is asked for */
+                path = controller_cert_path(CONTROLLER_CERT_ECDH, h->data);
+                if (path && access(path, F_OK) < 0 && errno == ENOENT)
+                        return true;
+        }
+        return false;
+}
+
+/* After a verified /certs: ECDH certificates that neither it nor the current config names go. */
+static void certs_prune(Manager *m, const ControllerReply *reply) {
+        _cleanup_(proto_freep) Org__Lfedge__Eve__Certs__ZControllerCert *zc = NULL;
+        const EdgeDevConfig *c = m->config && m->config->response ? m->config->response->config : NULL;
+        _cleanup_free_ uint8_t(*keep)[CONTROLLER_CERT_HASH_SIZE] = NULL;
+        size_t n = 0;
+
+        if (PROTO_UNPACK(&org__lfedge__eve__certs__zcontroller_cert__descriptor,
+                         reply->payload,
+                         reply->payload_size,
+                         CONFIG_SIZE_MAX,
+                         &zc) < 0)
+                return;
+        keep = calloc(zc->n_certs + (c ? c->n_ciphercontexts : 0) + 1, sizeof *keep);
+        if (!keep)
+                return;
+        for (size_t i = 0; i < zc->n_certs; i++) {
+                struct sha256_ctx h;
+                uint8_t d[SHA256_DIGEST_SIZE];
+
+                sha256_init(&h);
+                sha256_update(&h, zc->certs[i]->cert.len, zc->certs[i]->cert.data);
+                sha256_digest(&h, sizeof d, d);
+                memcpy(keep[n++], d, CONTROLLER_CERT_HASH_SIZE);
+        }
+        for (size_t i = 0; c && i < c->n_ciphercontexts; i++)
+                if (c->ciphercontexts[i]->controllercerthash.len >= CONTROLLER_CERT_HASH_SIZE)
+                        memcpy(keep[n++],
+                               c->ciphercontexts[i]->controllercerthash.data,
+                               CONTROLLER_CERT_HASH_SIZE);
+        (void) controller_certs_prune(
+                        CONTROLLER_CERT_ECDH, (const uint8_t(*)[CONTROLLER_CERT_HASH_SIZE]) keep, n);
+}
 
 static void on_certs(ControllerClient *c, int error, const ControllerReply *reply, void *userdata) {
         Manager *m = userdata;
 
         m->certs_request = NULL;
-        if (error < 0)
+        if (error < 0) {
                 log_warning("Fetching /certs failed: %s", controller_client_last_error(c));
-        else
-                log_info("Fetched the controller's certificates again.");
+                return;
+        }
+        log_info("Fetched the controller's certificates again.");
+        certs_prune(m, reply);
+}
+
+static int on_certs_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        manager_certs_refetch(userdata, "a cause that came during the wait");
+        return 0;
 }
 
 void manager_certs_refetch(Manager *m, const char *why) {
@@ -286,7 +355,25 @@ void manager_certs_refetch(Manager *m, const char *why) {
         if (!m->fetch_enabled || m->certs_request || !m->client)
                 return;
         if (m->certs_refetch_at != 0 && now - m->certs_refetch_at < CERTS_REFETCH_MIN) {
-                log_debug("Not fetching /certs again yet (%s).", why);
+                /* Bounded, never dropped: once the window is over. */
+                uint64_t at = m->certs_refetch_at + CERTS_REFETCH_MIN;
+
+                log_debug("Fetching /certs again in %.1f s (%s).", (double) (at - now) / USEC_PER_SEC, why);
+                if (!m->certs_timer) {
+                        if (sd_event_add_time(
+                                            m->event,
+                                            &m->certs_timer,
+                                            CLOCK_MONOTONIC,
+                                            at,
+                                            0,
+                                            on_certs_timer,
+                                            m) < 0)
+                                log_warning("Cannot arm the /certs timer; %s waits for the next cause.",
+                                            why);
+                } else {
+                        (void) sd_event_source_set_time(m->certs_timer, at);
+                        (void) sd_event_source_set_enabled(m->certs_timer, SD_EVENT_ONESHOT);
+                }
                 return;
         }
         m->certs_refetch_at = now;

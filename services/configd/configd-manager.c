@@ -81,6 +81,7 @@ Manager *manager_free(Manager *m) {
         sd_bus_slot_unref(m->vault_props_slot);
         sd_bus_slot_unref(m->vault_owner_slot);
         sd_event_source_disable_unref(m->fetch_timer);
+        sd_event_source_disable_unref(m->certs_timer);
         sd_event_source_disable_unref(m->info_timer);
         sd_event_source_disable_unref(m->tpm_idle);
         sd_event_source_disable_unref(m->credsock_source);

@@ -38,7 +38,7 @@
 #define FETCH_INTERVAL_DEFAULT (60 * USEC_PER_SEC)
 #define FETCH_RETRY_DEFAULT (5 * USEC_PER_SEC)
 #define INFO_INTERVAL_DEFAULT (600 * USEC_PER_SEC)
-#define CERTS_REFETCH_MIN (60 * USEC_PER_SEC)
+#define CERTS_REFETCH_MIN (10 * USEC_PER_SEC) /* at most one /certs refetch per 10 s; later causes wait */
 #define TPM_IDLE_CLOSE (2 * USEC_PER_SEC)
 
 typedef enum ConfigOrigin {
@@ -101,7 +101,7 @@ typedef struct Manager {
         ControllerClient *client;
         ControllerRequest *fetch_request, *certs_request, *info_request;
         sd_bus_slot *token_slot;
-        sd_event_source *fetch_timer, *info_timer;
+        sd_event_source *fetch_timer, *info_timer, *certs_timer;
         unsigned fetch_failures; /* consecutive, for the backoff */
         FetchResult last_result;
         char *last_error;

@@ -289,3 +289,51 @@ fail:
         (void) tpm2_context_set_device_auth(c, NULL, 0);
         return REFUSE(-r, "the TPM failed while checking the device key's binding");
 }
+
+int controller_certs_prune(
+                ControllerCertKind kind, const uint8_t (*keep)[CONTROLLER_CERT_HASH_SIZE], size_t n_keep) {
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        const char *prefix = controller_cert_kind_to_string(kind);
+        struct dirent *de;
+        int n = 0;
+
+        if (!prefix || (n_keep > 0 && !keep))
+                return -EINVAL;
+        if (asprintf(&dir, "%s/controller", eve_path(EVE_PATH_CERTS)) < 0)
+                return -ENOMEM;
+        d = opendir(dir);
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        while ((de = readdir(d))) {
+                size_t pl = strlen(prefix);
+                _cleanup_free_ uint8_t *hash = NULL;
+                size_t hash_size = 0;
+                bool kept = false;
+
+                /* <prefix>-<32 hex>.pem, nothing else */
+                if (strncmp(de->d_name, prefix, pl) != 0 || de->d_name[pl] != '-' ||
+                    strlen(de->d_name) != pl + 1 + 2 * CONTROLLER_CERT_HASH_SIZE + 4 ||
+                    !streq(de->d_name + pl + 1 + 2 * CONTROLLER_CERT_HASH_SIZE, ".pem"))
+                        continue;
+                if (hex_decode(de->d_name + pl + 1,
+                               2 * CONTROLLER_CERT_HASH_SIZE,
+                               false,
+                               &hash,
+                               &hash_size) < 0 ||
+                    hash_size != CONTROLLER_CERT_HASH_SIZE)
+                        continue;
+                for (size_t i = 0; i < n_keep && !kept; i++)
+                        kept = memcmp(keep[i], hash, CONTROLLER_CERT_HASH_SIZE) == 0;
+                if (kept)
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
+                        log_warning_errno(errno, "Cannot remove %s/%s: %m", dir, de->d_name);
+                        continue;
+                }
+                log_info("Removed the controller certificate %s: neither /certs nor the config names it.",
+                         de->d_name);
+                n++;
+        }
+        return n;
+}

@@ -76,3 +76,9 @@ typedef enum ControllerBinding {
  * -EKEYREVOKED (the key is bound to other files: re-onboard, or restore them), another negative errno for
  * TPM failures. ret_reason (may be NULL) gets a static text. */
 int controller_binding_check(Tpm2Context *c, bool bind, const char **ret_reason);
+
+/* Removes the stored <kind>-<hex>.pem files whose 16-byte certHash is not among keep (n_keep entries): what
+ * neither the controller's latest /certs nor the node's current config names any more. Returns how many were
+ * removed (failures to remove are logged and skipped). */
+int controller_certs_prune(
+                ControllerCertKind kind, const uint8_t (*keep)[CONTROLLER_CERT_HASH_SIZE], size_t n_keep);

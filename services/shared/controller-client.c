@@ -64,6 +64,7 @@ struct ControllerClient {
 
         SigningCert signing[SIGNING_MAX];
         size_t n_signing;
+        uint64_t certs_fetched_usec; /* CLOCK_MONOTONIC of the last /certs accepted, 0 never */
 
         uint64_t connect_timeout_usec, timeout_usec;
         size_t response_max;
@@ -231,6 +232,13 @@ static bool server_valid(const char *s) {
                       strchr(".-:[]_", *p)))
                         return false;
         return true;
+}
+
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000U + (uint64_t) ts.tv_nsec / 1000U;
 }
 
 static char *controller_certs_dir(void) {
@@ -1407,6 +1415,8 @@ static void request_verify_and_finish(ControllerClient *c, ControllerRequest *q)
         }
         if (q->is_certs) {
                 r = certs_accept(c, ac);
+                if (r >= 0)
+                        c->certs_fetched_usec = monotonic_usec();
                 request_finish(q,
                                r,
                                r < 0 ? NULL : ac->protectedpayload->payload.data,
@@ -1445,6 +1455,21 @@ static void request_verify_and_finish(ControllerClient *c, ControllerRequest *q)
                                        0,
                                        ac->protectedpayload->payload.data,
                                        ac->protectedpayload->payload.len);
+                goto done;
+        }
+        if (!q->refetched && c->certs_fetched_usec != 0 &&
+            monotonic_usec() - c->certs_fetched_usec < CONTROLLER_CERTS_REFETCH_MIN_USEC) {
+                /* Bounded: the controller's certificates were fetched a moment ago; a signer they do not list
+                 * is not worth another round trip yet (EVE: CertMiss). */
+                request_finish(q,
+                               set_error(c,
+                                         ENOKEY,
+                                         "%s: the answer is signed by a certificate the /certs fetched less "
+                                         "than %u s ago does not list.",
+                                         q->url,
+                                         (unsigned) (CONTROLLER_CERTS_REFETCH_MIN_USEC / 1000000U)),
+                               NULL,
+                               0);
                 goto done;
         }
         if (!q->refetched) {

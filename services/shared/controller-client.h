@@ -6,7 +6,8 @@
  * AuthContainer signed with the device key (in the TPM, or the software key of a TPM-less node): raw r‖s,
  * senderCertHash = SHA-256 of the device certificate's DER, algo SHA256_32BYTES. Every non-empty response
  * must be an AuthContainer signed by a controller signing certificate from /certs; an unknown sender hash
- * makes the client fetch /certs once (each certificate verified against root-certificate.pem) and try again.
+ * makes the client fetch /certs once (each certificate verified against root-certificate.pem) and try again,
+ * unless /certs was accepted less than CONTROLLER_CERTS_REFETCH_MIN_USEC ago.
  *
  * Files (paths.h): $EVE_CONFIG_DIR/server ("host:port", https implied), $EVE_CONFIG_DIR/root-certificate.pem
  * (chain root of the controller's certificates), $EVE_CONFIG_DIR/v2tlsbaseroot-certificates.pem (TLS root;
@@ -55,6 +56,9 @@ typedef struct ControllerRequest ControllerRequest;
 #define CONTROLLER_CONNECT_TIMEOUT_USEC_DEFAULT (15U * 1000000U)
 #define CONTROLLER_TIMEOUT_USEC_DEFAULT (60U * 1000000U)
 #define CONTROLLER_RESPONSE_MAX_DEFAULT (1024U * 1024U)
+/* A response from an unknown signer makes the client fetch /certs at once, but not again within this long
+ * after an accepted /certs (then -ENOKEY). */
+#define CONTROLLER_CERTS_REFETCH_MIN_USEC (10U * 1000000U)
 
 typedef enum ControllerRequestFlags {
         /* Sign with the onboarding key and carry senderCert = base64(onboarding PEM) (POST /register). */

@@ -3,6 +3,7 @@
  * to everyone; whatever changes something, and whatever hands out escrow material, is for root and the admin
  * group only (bus_verify_admin: the named org.eve.Vault.Error.AccessDenied). */
 #include <inttypes.h>
+#include <pwd.h>
 
 #include "bus-util.h"
 #include "log.h"
@@ -364,6 +365,54 @@ static int method_submit_keys(sd_bus_message *msg, void *userdata, sd_bus_error 
         return sd_bus_reply_method_return(msg, "u", served);
 }
 
+/* ApplyConfig: root, the admin group, or eve-configd's user (eve-config). */
+static int verify_config_caller(sd_bus_message *msg, sd_bus_error *error) {
+        struct passwd pw, *res = NULL;
+        char buf[4096];
+        uid_t uid;
+        int r;
+
+        r = bus_verify_admin(msg, VAULT_ERROR_ACCESS_DENIED, error);
+        if (r != 0)
+                return r < 0 ? r : 1;
+        if (bus_sender_uid(msg, &uid) >= 0 && getpwnam_r("eve-config", &pw, buf, sizeof buf, &res) == 0 &&
+            res && res->pw_uid == uid) {
+                sd_bus_error_free(error);
+                return 1;
+        }
+        return -EACCES;
+}
+
+static int method_apply_config(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        int r;
+
+        r = verify_config_caller(msg, error);
+        if (r < 0)
+                return r;
+        r = manager_apply_config(m, msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = manager_append_config_status(m, reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int property_get_configured(
+                sd_bus *bus,
+                const char *path,
+                const char *interface,
+                const char *property,
+                sd_bus_message *reply,
+                void *userdata,
+                sd_bus_error *error) {
+        return manager_append_config_status(userdata, reply);
+}
+
 const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Vaults", "ao", property_get_vaults, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -377,6 +426,11 @@ const sd_bus_vtable manager_vtable[] = {
                         property_get_default_pcrs,
                         0,
                         SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ConfiguredVaults",
+                        "a(ssss)",
+                        property_get_configured,
+                        0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS(
                         "ListVaults",
                         SD_BUS_NO_ARGS,
@@ -418,6 +472,12 @@ const sd_bus_vtable manager_vtable[] = {
                         SD_BUS_ARGS("a(uay)", keys),
                         SD_BUS_RESULT("u", served),
                         method_submit_keys,
+                        SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                        "ApplyConfig",
+                        SD_BUS_ARGS("a(ssstsauust)", vaults, "a(ss)", apps),
+                        SD_BUS_RESULT("a(ssss)", status),
+                        method_apply_config,
                         SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

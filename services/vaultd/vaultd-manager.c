@@ -246,6 +246,8 @@ static Job *job_free(Job *j) {
         safe_close(j->progress_fd);
         sd_bus_message_unref(j->request);
         erase_and_free(j->keys_json);
+        free(j->uuid);
+        free(j->pcr_source);
         free(j->out);
         if (j->vault) {
                 Vault *v = j->vault;
@@ -305,6 +307,14 @@ static int job_argv(Job *j, char ***ret) {
                         ADD("--pcrs");
                         ADD(pcrs ?: "");
                 }
+                if (j->uuid) {
+                        ADD("--uuid");
+                        ADD(j->uuid);
+                }
+                if (j->pcr_source) {
+                        ADD("--pcr-source");
+                        ADD(j->pcr_source);
+                }
                 ADD("--progress-fd");
                 ADD("3");
                 break;
@@ -329,6 +339,10 @@ static int job_argv(Job *j, char ***ret) {
                 if (j->pcr_mask) {
                         ADD("--pcrs");
                         ADD(pcrs ?: "");
+                }
+                if (j->pcr_source) {
+                        ADD("--pcr-source");
+                        ADD(j->pcr_source);
                 }
                 break;
         }
@@ -872,6 +886,7 @@ static void job_finish(Job *j, int exit_code, int signal_no) {
                         manager_remove_vault(m, v);
                 }
         }
+        manager_converge_job_done(m, v, j->type, ok && !error);
         json_object_put(o);
         if (manager_escrow_pending(m) != m->escrow_pending) {
                 m->escrow_pending = !m->escrow_pending;
@@ -880,6 +895,7 @@ static void job_finish(Job *j, int exit_code, int signal_no) {
         manager_update_status(m);
         job_free(j);
         manager_dispatch(m);
+        manager_converge(m);
 }
 
 /* ---- start ---- */
@@ -922,6 +938,7 @@ int manager_start(Manager *m) {
         r = eve_mkdir_p(dir, 0700);
         if (r < 0)
                 return log_error_errno(r, "Cannot create %s: %m", dir);
+        (void) manager_load_configs(m);
         d = opendir(dir);
         if (!d)
                 return log_error_errno(errno, "Cannot read %s: %m", dir);
@@ -962,13 +979,25 @@ int manager_start(Manager *m) {
          */
         for (int pass = 0; pass < 2; pass++)
                 for (Vault *v = m->vaults; v; v = v->next)
-                        if (v->n_jobs == 0 && (streq(v->name, VAULT_DEFAULT_CONFIG) == (pass == 0))) {
+                        if (v->n_jobs == 0 && (streq(v->name, VAULT_DEFAULT_CONFIG) == (pass == 0)) &&
+                            !manager_wants_locked(m, v)) {
                                 v->state = VAULT_UNLOCKING;
                                 r = queue_unlock(v);
                                 if (r < 0)
                                         return log_oom();
                         }
+        /* Vaults the controller wants locked stay so; their tokens are read all the same. */
+        for (Vault *v = m->vaults; v; v = v->next)
+                if (v->n_jobs == 0) {
+                        Job *j = job_new(v, JOB_INSPECT, NULL);
+                        if (!j)
+                                return log_oom();
+                        log_info("Vault %s stays locked: the controller wants it locked.", v->name);
+                        job_enqueue(j);
+                }
+        (void) manager_write_app_units(m);
         manager_update_status(m);
+        manager_converge(m);
         return 0;
 }
 
@@ -1007,6 +1036,7 @@ Manager *manager_free(Manager *m) {
                 if (v->n_jobs == 0)
                         vault_free(v);
         }
+        manager_configs_free(m);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         return mfree(m);

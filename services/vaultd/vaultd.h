@@ -39,6 +39,7 @@
 typedef struct Manager Manager;
 typedef struct Vault Vault;
 typedef struct Job Job;
+typedef struct VaultConfig VaultConfig;
 
 typedef enum VaultState {
         VAULT_CREATING,
@@ -128,7 +129,9 @@ struct Job {
         KeySource key_source;
         uint32_t pcr_mask;
         uint64_t generation;
-        char *keys_json; /* escrow/share for the worker's --keys-fd; erased when the worker has it */
+        char *uuid;       /* create: the vault's UUID (the controller's); NULL: a random one */
+        char *pcr_source; /* create, rotate: "default" or "policy:<id>"; NULL: the worker's default */
+        char *keys_json;  /* escrow/share for the worker's --keys-fd; erased when the worker has it */
 
         /* lock: waiting for systemd to stop the vault's mount unit first */
         sd_bus_slot *unit_call, *unit_match;
@@ -153,6 +156,39 @@ struct Manager {
         const char *worker_path;
         uint64_t image_size, config_size;
         bool escrow_pending; /* last value of the EscrowPending property */
+
+        /* The vaults the controller asks for (ApplyConfig, vaultd-converge.c), journalled in
+         * <EVE_VAULT_IMG_DIR>/controller-vaults.json. */
+        VaultConfig *configs; /* accepted entries (and the last accepted one of a UUID now refused) */
+        size_t n_configs;
+        VaultConfig *statuses; /* every entry of the last ApplyConfig, with its refusal (ConfiguredVaults) */
+        size_t n_statuses;
+        char **deleting; /* UUIDs of vaults the controller removed, until they are gone */
+        size_t n_deleting;
+        char **apps; /* pairs: application unit instance, vault UUID */
+        size_t n_apps;
+        bool converging;
+};
+
+/* One vault as the controller configures it (proto/config.proto EveTrustVaultConfig). */
+struct VaultConfig {
+        char uuid[LUKS2_UUID_STRING_SIZE];
+        char *version;
+        char *name;
+        uint64_t size; /* 0: the default size */
+        KeySource key_source;
+        uint32_t pcr_mask; /* 0: the default set */
+        uint32_t policy_id;
+        bool locked; /* desired state */
+        uint64_t key_generation;
+        /* journalled progress */
+        uint64_t done_generation; /* the key_generation the vault's current key answers */
+        uint64_t rotating_to;     /* a key change for this key_generation was started … */
+        uint64_t rotate_base;     /* … when the vault's own KeyGeneration was this */
+        /* in memory */
+        char *refusal;     /* why the entry was refused ("" or NULL: accepted) */
+        bool unlock_tried; /* converging does not retry an unlock that did not open it */
+        bool blocked;      /* a converging job failed: nothing more until the entry changes */
 };
 
 const char *vault_state_to_string(VaultState s);
@@ -181,6 +217,29 @@ void manager_update_status(Manager *m);
 void vault_start_mount_unit(Vault *v);
 /* Stops the vault's mount unit (waiting for systemd's job), then queues j. */
 void job_enqueue_after_unmount(Job *j);
+
+/* vaultd-converge.c */
+/* Reads the journal (at start, before the first unlocks). */
+int manager_load_configs(Manager *m);
+void manager_configs_free(Manager *m);
+/* Whether converging wants the vault locked (manager_start does not unlock it then). */
+bool manager_wants_locked(Manager *m, Vault *v);
+/* Takes ApplyConfig's arguments, journals them, writes the application drop-ins, converges. */
+int manager_apply_config(Manager *m, sd_bus_message *msg, sd_bus_error *error);
+int manager_append_config_status(Manager *m, sd_bus_message *reply);
+/* One step towards the configured vaults when nothing runs; called after every job. */
+void manager_converge(Manager *m);
+/* A job the convergence started ended: remembers a failure so that it is not retried in a loop. */
+void manager_converge_job_done(Manager *m, Vault *v, JobType type, bool ok);
+
+/* vaultd-units.c */
+/* The directory of runtime units: $EVE_SYSTEMD_UNIT_DIR, else $EVE_ROOT/run/systemd/system when $EVE_ROOT
+ * is set, else /run/systemd/system. */
+const char *vault_unit_dir(void);
+/* Each controller-configured vault's mount unit (and its mapping's device drop-in), each application's
+ * drop-in (RequiresMountsFor= its vault), the vaults' Wants= of their applications; stale ones removed;
+ * systemd reloaded. */
+int manager_write_app_units(Manager *m);
 
 /* vaultd-bus.c */
 extern const sd_bus_vtable manager_vtable[];

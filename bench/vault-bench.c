@@ -6,6 +6,8 @@
  * pending (the unlock wraps the key for the controller again). Starts its own swtpm unless --tcti is given.
  * Not a test. */
 #include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
 
 #include "bench-swtpm.h"
 #include "bench.h"
@@ -132,12 +134,93 @@ static void print_pair(const char *state, const Series *ours, const Series *raw)
         (void) snprintf(measure, sizeof measure, "vault key recovery vs raw unseal (escrow %s)", state);
         (void) snprintf(o, sizeof o, "%.2f ms", mean(ours));
         (void) snprintf(a, sizeof a, "%.2f ms", mean(raw));
-        /* No goal in the issue: the figure to record, with the TPM command counts beside it. */
-        bench_report(measure, o, a, mean(ours) / mean(raw), "report");
+        /* Issue 10: <= 3x the raw unseal on every boot (escrow confirmed); the pending state is once per
+         * key. */
+        bench_report(measure, o, a, mean(ours) / mean(raw), streq(state, "confirmed") ? "<=3" : "report");
         (void) snprintf(measure, sizeof measure, "vault key recovery TPM commands (escrow %s)", state);
         (void) snprintf(o, sizeof o, "%.1f commands", (double) ours->commands / ours->n);
         (void) snprintf(a, sizeof a, "%.1f commands", (double) raw->commands / raw->n);
         bench_report(measure, o, a, (double) ours->commands / raw->commands, "report");
+}
+
+/* How the boot's unlocks grow with the number of vaults: 16 vaults on the one TPM; then the first 1, 4 and
+ * 16 of them recovered one after the other, each with a TPM context of its own as each worker process has
+ * (TCTI opened, TestParms, SRK read). The time per vault should stay flat. */
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+        return x < y ? -1 : x > y;
+}
+
+static int scaling(Tpm2Context *c, const char *tcti, const char *dir) {
+        static const unsigned counts[] = { 1, 4, 16 };
+        char images[16][PATH_MAX];
+        double per_vault[ELEMENTSOF(counts)];
+        uint64_t commands[ELEMENTSOF(counts)];
+        int r;
+
+        for (unsigned i = 0; i < 16; i++) {
+                _cleanup_(vault_result_done) VaultResult res = {};
+                VaultRequest req = { .key_source = _KEY_SOURCE_INVALID };
+                char name[16];
+
+                (void) snprintf(images[i], sizeof images[i], "%s/scale-%u.img", dir, i);
+                (void) snprintf(name, sizeof name, "scale%u", i);
+                r = vault_create(c, images[i], name, LUKS2_IMAGE_SIZE_MIN, &req, &res);
+                if (r < 0)
+                        return log_error_errno(r, "vault_create: %s", res.reason ?: "failed");
+                r = vault_confirm(images[i], res.token.generation, &res);
+                if (r < 0)
+                        return log_error_errno(r, "vault_confirm: %s", res.reason ?: "failed");
+        }
+        for (size_t k = 0; k < ELEMENTSOF(counts); k++) {
+                /* The same number of recoveries for every N (48 by default): 48 boots of 1 vault, 12 of 4,
+                 * 3 of 16. */
+                unsigned rounds = MAX(arg_rounds / 10, 3u) * 16 / counts[k], n_times = 0;
+                _cleanup_free_ double *times = calloc(rounds * counts[k], sizeof(double));
+                uint64_t n = 0;
+
+                if (!times)
+                        return log_oom();
+                for (unsigned round = 0; round < rounds; round++)
+                        for (unsigned i = 0; i < counts[k]; i++) {
+                                _cleanup_(tpm2_context_unrefp) Tpm2Context *w = NULL;
+                                double t0 = bench_now_ms();
+                                Series one = {};
+
+                                r = tpm2_context_new(tcti, &w);
+                                if (r < 0)
+                                        return log_error_errno(
+                                                        r,
+                                                        "No TPM: %s",
+                                                        w ? tpm2_context_last_error(w) : "");
+                                r = recover(w, images[i], &one);
+                                if (r < 0)
+                                        return r;
+                                times[n_times++] = bench_now_ms() - t0;
+                                n += tpm2_context_commands(w);
+                        }
+                /* The median: on a shared machine a few recoveries stall for hundreds of ms. */
+                qsort(times, n_times, sizeof(double), cmp_double);
+                per_vault[k] = times[n_times / 2];
+                commands[k] = n / n_times;
+        }
+        printf("  boot unlock of N vaults, one after the other, a TPM context each (median per vault):");
+        for (size_t k = 0; k < ELEMENTSOF(counts); k++)
+                printf(" %u: %.2f ms, %" PRIu64 " commands;", counts[k], per_vault[k], commands[k]);
+        printf("\n");
+        for (size_t k = 1; k < ELEMENTSOF(counts); k++) {
+                char measure[96], o[32], a[32];
+
+                (void) snprintf(measure,
+                                sizeof measure,
+                                "vault recovery per vault, %u vaults vs 1",
+                                counts[k]);
+                (void) snprintf(o, sizeof o, "%.2f ms", per_vault[k]);
+                (void) snprintf(a, sizeof a, "%.2f ms", per_vault[0]);
+                /* Linear growth: the time per vault stays within noise of one vault's. */
+                bench_report(measure, o, a, per_vault[k] / per_vault[0], "<=1.5");
+        }
+        return 0;
 }
 
 static int bench(const char *tcti, const char *dir) {
@@ -206,7 +289,7 @@ static int bench(const char *tcti, const char *dir) {
                "recovery beyond the unseal is the keyslot check (PBKDF2-SHA512 1000, AF merge)\n",
                mean(&header),
                header.min);
-        return 0;
+        return scaling(c, tcti, dir);
 }
 
 static int parse_argv(int argc, char *argv[]) {

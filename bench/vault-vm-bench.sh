@@ -3,16 +3,20 @@
 # vault-vm-bench: TPM-path unlock time of a vault in the node image (QEMU TCG, OVMF, swtpm), eve-vault-worker
 # against stock systemd-cryptsetup 254 on the same volume, alternating, each timed from process start to the
 # dm-crypt mapping made. Boots the image once (tests/vm/guest/cases/vault-bench.sh). Not a test.
-#   bench/vault-vm-bench.sh [--rounds N] [BUILDDIR]     BUILDDIR: default build/vm-opt (a build without
-#                                                        sanitizers: ASan would time ASan)
+#   bench/vault-vm-bench.sh [--rounds N] [--trace] [BUILDDIR]   BUILDDIR: default build/vm-opt (a build
+#                                                        without sanitizers: ASan would time ASan)
+# --trace: also one unlock of each tool with every debug line (its own, libcryptsetup's, libdevmapper's) and the
+# milliseconds since its start, in BUILDDIR/vm-bench/trace-{worker,stock}.log.
 # Prints the medians, minimums and the ratio worker/stock (goal: <= 0.5), and BENCH lines (bench/bench.h).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 rounds=10
+trace=0
 while [ $# -gt 0 ]; do
         case "$1" in
         --rounds) rounds=$2; shift 2 ;;
-        -h|--help) sed -n '3,8p' "$0"; exit 0 ;;
+        --trace) trace=1; shift ;;
+        -h|--help) sed -n '3,10p' "$0"; exit 0 ;;
         *) break ;;
         esac
 done
@@ -26,12 +30,17 @@ rm -rf "$vm"
 mkdir -p "$vm"
 qemu-img create -q -f qcow2 -b "$image" -F raw "$vm/disk.qcow2"
 "$src/tools/vm-run" --workdir "$vm" --disk "$vm/disk.qcow2" --net --timeout 900 \
-        --cred eve.vm.test=vault-bench --cred "eve.vm.bench.rounds=$rounds"
+        --cred eve.vm.test=vault-bench --cred "eve.vm.bench.rounds=$rounds" --cred "eve.vm.bench.trace=$trace"
 if grep -q '^fail ' "$vm/results.log" || ! grep -qx end "$vm/results.log"; then
         echo "vault-vm-bench: the guest failed:" >&2
         cat "$vm/results.log" >&2
         exit 1
 fi
+
+for t in worker stock; do
+        sed -n "s/^# trace $t //p" "$vm/results.log" >"$vm/trace-$t.log"
+done
+[ "$trace" = 0 ] || echo "vault-vm-bench: traces in $vm/trace-worker.log and $vm/trace-stock.log"
 
 # stats MS…: median and minimum in ms.
 stats() {

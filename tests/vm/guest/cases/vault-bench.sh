@@ -59,4 +59,22 @@ for _ in 1 2 3; do
         timed stock-start "$stock" --help
 done
 for s in worker worker-pending worker-tcti stock start inspect keycheck stock-start; do note "bench $s${series[$s]}"; done
+
+# One traced unlock of each (credential eve.vm.bench.trace=1): every debug line of the tool, libcryptsetup and
+# libdevmapper, prefixed with the milliseconds since the process started (taken as each line arrives), to see
+# where the mapping's time goes (no strace or perf in the image).
+traced() {
+        local name=$1 t0 line
+        shift
+        t0=${EPOCHREALTIME/./}
+        while IFS= read -r line; do
+                note "trace $name $(((${EPOCHREALTIME/./} - t0) / 1000)) ${line:0:200}"
+        done < <("$@" 2>&1 >/dev/null)
+}
+if [ "$(cred eve.vm.bench.trace)" = 1 ]; then
+        EVE_LOG_LEVEL=debug traced worker "$worker" unlock --image "$img" --map bench-w
+        cryptsetup close bench-w || bad=1
+        SYSTEMD_LOG_LEVEL=debug traced stock "$stock" attach bench-s "$img" - tpm2-device=auto,headless=1
+        "$stock" detach bench-s || bad=1
+fi
 check bench-runs test "$bad" -eq 0

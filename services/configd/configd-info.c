@@ -25,11 +25,23 @@ typedef Org__Lfedge__Eve__Info__DataSecAtRest DataSecAtRest;
 typedef Org__Lfedge__Eve__Info__AttestationInfo AttestationInfo;
 typedef Google__Protobuf__Timestamp Timestamp;
 
+typedef Org__Lfedge__Eve__Info__EveTrustVaultStatus VaultStatus;
+
+/* One vault as org.eve.Vault shows it (its per-vault properties), for VaultInfo and its extension. */
 typedef struct VaultReport {
         char *name;
         char *state;
         char *error;
+        bool have_status; /* the properties below were read */
+        char *uuid, *unlock_method, *escrow, *key_source, *pcr_policy, *last_op, *last_op_result;
+        uint32_t moved_pcrs, pcrs;
+        uint64_t generation, last_op_usec;
 } VaultReport;
+
+/* One entry of org.eve.Vault.Manager.ConfiguredVaults: the controller's vault as eve-vaultd took it. */
+typedef struct ConfiguredReport {
+        char *uuid, *name, *version, *refusal;
+} ConfiguredReport;
 
 /* What one report gathers before it is sent. */
 typedef struct InfoRound {
@@ -40,6 +52,8 @@ typedef struct InfoRound {
         VaultReport vaults[VAULTS_MAX];
         size_t n_vaults;
         bool have_vaults;
+        ConfiguredReport configured[VAULTS_MAX];
+        size_t n_configured;
         unsigned pending; /* bus calls outstanding */
 } InfoRound;
 
@@ -48,9 +62,23 @@ static void info_round_free(InfoRound *r) {
                 return;
         free(r->attest_error);
         for (size_t i = 0; i < r->n_vaults; i++) {
-                free(r->vaults[i].name);
-                free(r->vaults[i].state);
-                free(r->vaults[i].error);
+                VaultReport *v = &r->vaults[i];
+                free(v->name);
+                free(v->state);
+                free(v->error);
+                free(v->uuid);
+                free(v->unlock_method);
+                free(v->escrow);
+                free(v->key_source);
+                free(v->pcr_policy);
+                free(v->last_op);
+                free(v->last_op_result);
+        }
+        for (size_t i = 0; i < r->n_configured; i++) {
+                free(r->configured[i].uuid);
+                free(r->configured[i].name);
+                free(r->configured[i].version);
+                free(r->configured[i].refusal);
         }
         free(r);
 }
@@ -89,6 +117,106 @@ static Org__Lfedge__Eve__Info__DataSecAtRestStatus vault_status(const char *stat
         if (streq_ptr(state, "Locked"))
                 return ORG__LFEDGE__EVE__INFO__DATA_SEC_AT_REST_STATUS__DATASEC_AT_REST_ERROR;
         return ORG__LFEDGE__EVE__INFO__DATA_SEC_AT_REST_STATUS__DATASEC_AT_REST_UNKNOWN;
+}
+
+/* ---- the extension (info.proto EveTrustVaultStatus) ---- */
+
+static Org__Lfedge__Eve__Info__EveTrustVaultState trust_state(const char *s) {
+        static const char *const names[] = { "",         "Creating", "Locked",  "Unlocking",
+                                             "Unlocked", "Error",    "Deleting" };
+
+        for (size_t i = 1; i < ELEMENTSOF(names); i++)
+                if (streq_ptr(s, names[i]))
+                        return (Org__Lfedge__Eve__Info__EveTrustVaultState) i;
+        if (streq_ptr(s, "Locking"))
+                return ORG__LFEDGE__EVE__INFO__EVE_TRUST_VAULT_STATE__EVE_TRUST_VAULT_STATE_UNLOCKED;
+        return ORG__LFEDGE__EVE__INFO__EVE_TRUST_VAULT_STATE__EVE_TRUST_VAULT_STATE_UNSPECIFIED;
+}
+
+/* tpm+controller counts as CONTROLLER: the key needed the controller's share. */
+static Org__Lfedge__Eve__Info__EveTrustUnlockMethod trust_unlock(const char *s) {
+        if (streq_ptr(s, "tpm"))
+                return ORG__LFEDGE__EVE__INFO__EVE_TRUST_UNLOCK_METHOD__EVE_TRUST_UNLOCK_METHOD_TPM;
+        if (streq_ptr(s, "controller") || streq_ptr(s, "tpm+controller"))
+                return ORG__LFEDGE__EVE__INFO__EVE_TRUST_UNLOCK_METHOD__EVE_TRUST_UNLOCK_METHOD_CONTROLLER;
+        if (streq_ptr(s, "recovery"))
+                return ORG__LFEDGE__EVE__INFO__EVE_TRUST_UNLOCK_METHOD__EVE_TRUST_UNLOCK_METHOD_RECOVERY;
+        return ORG__LFEDGE__EVE__INFO__EVE_TRUST_UNLOCK_METHOD__EVE_TRUST_UNLOCK_METHOD_NONE;
+}
+
+static Org__Lfedge__Eve__Info__EveTrustEscrowState trust_escrow(const char *s) {
+        if (streq_ptr(s, "pending"))
+                return ORG__LFEDGE__EVE__INFO__EVE_TRUST_ESCROW_STATE__EVE_TRUST_ESCROW_STATE_PENDING;
+        if (streq_ptr(s, "confirmed"))
+                return ORG__LFEDGE__EVE__INFO__EVE_TRUST_ESCROW_STATE__EVE_TRUST_ESCROW_STATE_CONFIRMED;
+        return ORG__LFEDGE__EVE__INFO__EVE_TRUST_ESCROW_STATE__EVE_TRUST_ESCROW_STATE_NONE;
+}
+
+static Org__Lfedge__Eve__Config__EveTrustVaultKeySource trust_key_source(const char *s) {
+        if (streq_ptr(s, "tpm"))
+                return ORG__LFEDGE__EVE__CONFIG__EVE_TRUST_VAULT_KEY_SOURCE__EVE_TRUST_VAULT_KEY_SOURCE_TPM;
+        if (streq_ptr(s, "tpm+controller"))
+                return ORG__LFEDGE__EVE__CONFIG__EVE_TRUST_VAULT_KEY_SOURCE__EVE_TRUST_VAULT_KEY_SOURCE_TPM_AND_CONTROLLER;
+        if (streq_ptr(s, "controller"))
+                return ORG__LFEDGE__EVE__CONFIG__EVE_TRUST_VAULT_KEY_SOURCE__EVE_TRUST_VAULT_KEY_SOURCE_CONTROLLER;
+        return ORG__LFEDGE__EVE__CONFIG__EVE_TRUST_VAULT_KEY_SOURCE__EVE_TRUST_VAULT_KEY_SOURCE_UNSPECIFIED;
+}
+
+static size_t mask_to_list(uint32_t mask, uint32_t *out) {
+        size_t n = 0;
+        for (uint32_t i = 0; i < 32; i++)
+                if (mask & (UINT32_C(1) << i))
+                        out[n++] = i;
+        return n;
+}
+
+/* Storage for one VaultInfo's extension while the report is packed. */
+typedef struct StatusSlot {
+        VaultStatus st;
+        Timestamp at;
+        uint32_t moved[32], pcrs[32];
+} StatusSlot;
+
+static const ConfiguredReport *configured_for(const InfoRound *round, const char *uuid, const char *name) {
+        for (size_t i = 0; i < round->n_configured; i++)
+                if ((!isempty(uuid) && strcasecmp(round->configured[i].uuid, uuid) == 0) ||
+                    (isempty(uuid) && streq_ptr(round->configured[i].name, name)))
+                        return &round->configured[i];
+        return NULL;
+}
+
+static void fill_status(const InfoRound *round, const VaultReport *v, StatusSlot *s) {
+        const ConfiguredReport *c = configured_for(round, v->uuid, v->name);
+        const char *policy = v->pcr_policy ? strstr(v->pcr_policy, "policy:") : NULL;
+
+        s->st = (VaultStatus) ORG__LFEDGE__EVE__INFO__EVE_TRUST_VAULT_STATUS__INIT;
+        s->st.uuid = v->uuid ?: (char *) "";
+        s->st.config_version = c ? c->version : (char *) "";
+        s->st.state = trust_state(v->state);
+        s->st.unlock_method = trust_unlock(v->unlock_method);
+        s->st.n_moved_pcrs = mask_to_list(v->moved_pcrs, s->moved);
+        s->st.moved_pcrs = s->moved;
+        s->st.escrow_state = trust_escrow(v->escrow);
+        s->st.key_generation = v->generation;
+        s->st.key_source = trust_key_source(v->key_source);
+        s->st.n_pcr_indices = mask_to_list(v->pcrs, s->pcrs);
+        s->st.pcr_indices = s->pcrs;
+        s->st.policy_id = policy ? (uint32_t) strtoul(policy + 7, NULL, 10) : 0;
+        s->st.last_operation = v->last_op ?: (char *) "";
+        s->st.last_operation_ok = streq_ptr(v->last_op_result, "success");
+        s->st.last_error = v->error ?: (char *) "";
+        if (v->last_op_usec) {
+                s->at = (Timestamp) GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+                s->at.seconds = (int64_t) (v->last_op_usec / USEC_PER_SEC);
+                s->at.nanos = (int32_t) (v->last_op_usec % USEC_PER_SEC * 1000);
+                s->st.last_operation_time = &s->at;
+        }
+        if (c && !isempty(c->refusal)) {
+                /* The controller's latest entry for this vault was refused; the vault stays as it was. */
+                s->st.last_operation = (char *) "apply-config";
+                s->st.last_operation_ok = false;
+                s->st.last_error = c->refusal;
+        }
 }
 
 static void on_posted(ControllerClient *c, int error, const ControllerReply *reply, void *userdata) {
@@ -163,14 +291,20 @@ static void info_post(InfoRound *round) {
         AttestationInfo ai = ORG__LFEDGE__EVE__INFO__ATTESTATION_INFO__INIT;
         ErrorInfo aerr = ORG__LFEDGE__EVE__INFO__ERROR_INFO__INIT;
         DeviceEntity aent = ORG__LFEDGE__EVE__INFO__DEVICE_ENTITY__INIT, *aentp = &aent;
-        VaultInfo vi[VAULTS_MAX], *vip[VAULTS_MAX];
-        ErrorInfo verr[VAULTS_MAX];
-        DeviceEntity vent[VAULTS_MAX], *ventp[VAULTS_MAX];
+        VaultInfo vi[2 * VAULTS_MAX], *vip[2 * VAULTS_MAX];
+        ErrorInfo verr[2 * VAULTS_MAX];
+        DeviceEntity vent[2 * VAULTS_MAX], *ventp[2 * VAULTS_MAX];
+        _cleanup_free_ StatusSlot *slots = calloc(2 * VAULTS_MAX, sizeof(StatusSlot));
+        size_t n = round->n_vaults;
         Timestamp at = now_timestamp();
         _cleanup_free_ char *path = NULL;
         char uuid[37];
         int r;
 
+        if (!slots) {
+                log_oom();
+                return;
+        }
         if (controller_read_uuid(uuid) < 0 || controller_device_path("info", &path) < 0) {
                 log_debug("No device UUID yet: no info report.");
                 return;
@@ -198,13 +332,53 @@ static void info_post(InfoRound *round) {
                         verr[i].entities = &ventp[i];
                         vi[i].vaulterr = &verr[i];
                 }
+                if (v->have_status) {
+                        fill_status(round, v, &slots[i]);
+                        vi[i].eve_trust_status = &slots[i].st;
+                }
                 vip[i] = &vi[i];
         }
-        dsar.n_vaultlist = round->n_vaults;
+        /* The controller's vaults eve-vaultd refused and does not have: their refusal. */
+        for (size_t k = 0; k < round->n_configured && n < 2 * VAULTS_MAX; k++) {
+                const ConfiguredReport *c = &round->configured[k];
+                bool present = false;
+
+                for (size_t i = 0; i < round->n_vaults; i++)
+                        present = present ||
+                                        (round->vaults[i].uuid &&
+                                         strcasecmp(round->vaults[i].uuid, c->uuid) == 0);
+                if (present || isempty(c->refusal))
+                        continue;
+                vi[n] = (VaultInfo) ORG__LFEDGE__EVE__INFO__VAULT_INFO__INIT;
+                vi[n].name = c->name;
+                vi[n].status = ORG__LFEDGE__EVE__INFO__DATA_SEC_AT_REST_STATUS__DATASEC_AT_REST_ERROR;
+                verr[n] = (ErrorInfo) ORG__LFEDGE__EVE__INFO__ERROR_INFO__INIT;
+                vent[n] = (DeviceEntity) ORG__LFEDGE__EVE__INFO__DEVICE_ENTITY__INIT;
+                vent[n].entity = ORG__LFEDGE__EVE__INFO__ENTITY__ENTITY_VAULT;
+                vent[n].entity_name = c->name;
+                ventp[n] = &vent[n];
+                verr[n].description = c->refusal;
+                verr[n].timestamp = &at;
+                verr[n].severity = ORG__LFEDGE__EVE__INFO__SEVERITY__SEVERITY_ERROR;
+                verr[n].n_entities = 1;
+                verr[n].entities = &ventp[n];
+                vi[n].vaulterr = &verr[n];
+                slots[n].st = (VaultStatus) ORG__LFEDGE__EVE__INFO__EVE_TRUST_VAULT_STATUS__INIT;
+                slots[n].st.uuid = c->uuid;
+                slots[n].st.config_version = c->version;
+                slots[n].st.state =
+                                ORG__LFEDGE__EVE__INFO__EVE_TRUST_VAULT_STATE__EVE_TRUST_VAULT_STATE_ERROR;
+                slots[n].st.last_operation = (char *) "apply-config";
+                slots[n].st.last_error = c->refusal;
+                slots[n].st.last_operation_time = &at;
+                vi[n].eve_trust_status = &slots[n].st;
+                vip[n] = &vi[n];
+                n++;
+        }
+        dsar.n_vaultlist = n;
         dsar.vaultlist = vip;
-        dsar.status = round->n_vaults > 0
-                        ? vi[0].status
-                        : ORG__LFEDGE__EVE__INFO__DATA_SEC_AT_REST_STATUS__DATASEC_AT_REST_UNKNOWN;
+        dsar.status = n > 0 ? vi[0].status
+                            : ORG__LFEDGE__EVE__INFO__DATA_SEC_AT_REST_STATUS__DATASEC_AT_REST_UNKNOWN;
         dev.datasecatrestinfo = &dsar;
 
         if (round->have_attest) {
@@ -272,21 +446,105 @@ static int on_attest_all(sd_bus_message *reply, void *userdata, sd_bus_error *re
         return 0;
 }
 
-typedef struct VaultErrorQuery {
+typedef struct VaultQuery {
         InfoRound *round;
         size_t index;
-} VaultErrorQuery;
+} VaultQuery;
 
-static int on_vault_error(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        VaultErrorQuery *q = userdata;
+static uint32_t read_pcr_mask(sd_bus_message *reply) {
+        const uint32_t *p;
+        size_t n;
+        uint32_t mask = 0;
+
+        if (sd_bus_message_enter_container(reply, 'v', "au") < 0)
+                return 0;
+        if (sd_bus_message_read_array(reply, 'u', (const void **) &p, &n) >= 0)
+                for (size_t i = 0; i < n / sizeof(uint32_t); i++)
+                        if (p[i] < 32)
+                                mask |= UINT32_C(1) << p[i];
+        (void) sd_bus_message_exit_container(reply);
+        return mask;
+}
+
+/* The vault's properties (GetAll): LastError for EVE's vaultErr, the rest for our extension. */
+static int on_vault_props(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        VaultQuery *q = userdata;
         InfoRound *round = q->round;
-        const char *s;
+        VaultReport *v = &round->vaults[q->index];
+        static const struct {
+                const char *name;
+                size_t offset;
+        } strs[] = {
+                { "LastError", offsetof(VaultReport, error) },
+                { "UUID", offsetof(VaultReport, uuid) },
+                { "UnlockMethod", offsetof(VaultReport, unlock_method) },
+                { "EscrowState", offsetof(VaultReport, escrow) },
+                { "KeySource", offsetof(VaultReport, key_source) },
+                { "PCRPolicy", offsetof(VaultReport, pcr_policy) },
+                { "LastOperation", offsetof(VaultReport, last_op) },
+                { "LastOperationResult", offsetof(VaultReport, last_op_result) },
+        };
 
-        if (!sd_bus_message_is_method_error(reply, NULL) && sd_bus_message_read(reply, "v", "s", &s) >= 0) {
-                free(round->vaults[q->index].error);
-                round->vaults[q->index].error = strdup(s);
+        if (sd_bus_message_is_method_error(reply, NULL) ||
+            sd_bus_message_enter_container(reply, 'a', "{sv}") < 0)
+                goto done;
+        while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+                const char *name, *s;
+                bool handled = false;
+                int r = 0;
+
+                if (sd_bus_message_read(reply, "s", &name) < 0)
+                        break;
+                for (size_t i = 0; i < ELEMENTSOF(strs); i++)
+                        if (streq(name, strs[i].name)) {
+                                char **field = (char **) ((uint8_t *) v + strs[i].offset);
+                                r = sd_bus_message_read(reply, "v", "s", &s);
+                                if (r >= 0) {
+                                        free(*field);
+                                        *field = strdup(s);
+                                }
+                                handled = true;
+                        }
+                if (handled)
+                        ;
+                else if (streq(name, "MovedPCRs"))
+                        v->moved_pcrs = read_pcr_mask(reply);
+                else if (streq(name, "SealingPCRs"))
+                        v->pcrs = read_pcr_mask(reply);
+                else if (streq(name, "KeyGeneration"))
+                        r = sd_bus_message_read(reply, "v", "t", &v->generation);
+                else if (streq(name, "LastOperationTime"))
+                        r = sd_bus_message_read(reply, "v", "t", &v->last_op_usec);
+                else
+                        r = sd_bus_message_skip(reply, "v");
+                if (r < 0 || sd_bus_message_exit_container(reply) < 0)
+                        break;
         }
+        v->have_status = v->uuid != NULL;
+done:
         free(q);
+        round_step_done(round);
+        return 0;
+}
+
+static int on_configured(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        InfoRound *round = userdata;
+        const char *uuid, *name, *version, *refusal;
+
+        if (!sd_bus_message_is_method_error(reply, NULL) &&
+            sd_bus_message_enter_container(reply, 'v', "a(ssss)") >= 0 &&
+            sd_bus_message_enter_container(reply, 'a', "(ssss)") >= 0)
+                while (round->n_configured < VAULTS_MAX &&
+                       sd_bus_message_read(reply, "(ssss)", &uuid, &name, &version, &refusal) > 0) {
+                        ConfiguredReport *c = &round->configured[round->n_configured];
+                        c->uuid = strdup(uuid);
+                        c->name = strdup(name);
+                        c->version = strdup(version);
+                        c->refusal = strdup(refusal);
+                        round->n_configured++;
+                        if (!c->uuid || !c->name || !c->version || !c->refusal)
+                                break;
+                }
         round_step_done(round);
         return 0;
 }
@@ -304,7 +562,7 @@ static int on_vaults(sd_bus_message *reply, void *userdata, sd_bus_error *ret_er
                 while (round->n_vaults < VAULTS_MAX &&
                        sd_bus_message_read(reply, "(ssso)", &name, &uuid, &state, &path) > 0) {
                         VaultReport *v = &round->vaults[round->n_vaults];
-                        VaultErrorQuery *q;
+                        VaultQuery *q;
 
                         v->name = strdup(name);
                         v->state = strdup(state);
@@ -312,25 +570,22 @@ static int on_vaults(sd_bus_message *reply, void *userdata, sd_bus_error *ret_er
                         if (!v->name || !v->state || !v->error)
                                 break;
                         round->n_vaults++;
-                        if (streq(state, "Unlocked"))
-                                continue;
-                        /* Why it is not unlocked: the vault's LastError. */
+                        /* Why it is not unlocked (LastError), and the rest of its status. */
                         q = calloc(1, sizeof *q);
                         if (!q)
                                 break;
-                        *q = (VaultErrorQuery){ round, round->n_vaults - 1 };
+                        *q = (VaultQuery){ round, round->n_vaults - 1 };
                         if (sd_bus_call_method_async(
                                             m->bus,
                                             NULL,
                                             VAULT_BUS_NAME,
                                             path,
                                             "org.freedesktop.DBus.Properties",
-                                            "Get",
-                                            on_vault_error,
+                                            "GetAll",
+                                            on_vault_props,
                                             q,
-                                            "ss",
-                                            VAULT_INTERFACE,
-                                            "LastError") >= 0)
+                                            "s",
+                                            VAULT_INTERFACE) >= 0)
                                 round->pending++;
                         else
                                 free(q);
@@ -385,6 +640,20 @@ int manager_info_send(Manager *m) {
                                 on_vaults,
                                 round,
                                 "");
+                if (r >= 0)
+                        round->pending++;
+                r = sd_bus_call_method_async(
+                                m->bus,
+                                NULL,
+                                VAULT_BUS_NAME,
+                                VAULT_MANAGER_PATH,
+                                "org.freedesktop.DBus.Properties",
+                                "Get",
+                                on_configured,
+                                round,
+                                "ss",
+                                VAULT_MANAGER_INTERFACE,
+                                "ConfiguredVaults");
                 if (r >= 0)
                         round->pending++;
         }

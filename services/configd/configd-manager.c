@@ -252,6 +252,7 @@ int manager_set_config(Manager *m, Config *c, ConfigOrigin origin) {
                  c->n_duplicates > 0 ? " (duplicate names dropped)" : "");
         manager_update_storage(m);
         manager_emit_changed(m, "ConfigHash", "Origin", "Secrets", NULL);
+        (void) manager_vaults_apply(m);
         return 0;
 }
 
@@ -343,8 +344,10 @@ static int on_vault_owner(sd_bus_message *msg, void *userdata, sd_bus_error *ret
         if (isempty(new_owner)) {
                 log_info("eve-vaultd left the bus; not writing to the config vault until it is back.");
                 vault_state_set(m, NULL);
-        } else
+        } else {
                 (void) vault_state_query(m);
+                (void) manager_vaults_apply(m); /* a restarted eve-vaultd gets the vault section again */
+        }
         return 0;
 }
 

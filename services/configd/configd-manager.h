@@ -159,6 +159,10 @@ void manager_certs_refetch(Manager *m, const char *why);
 int manager_info_start(Manager *m);
 int manager_info_send(Manager *m);
 
+/* configd-vaults.c: the config's vault section and application bindings to org.eve.Vault.Manager.ApplyConfig
+ * (after every new config, and when eve-vaultd appears). */
+int manager_vaults_apply(Manager *m);
+
 /* configd-bus.c */
 extern const struct BusObjectImpl *const configd_bus_objects[];
 int manager_bus_register(Manager *m);

@@ -3,11 +3,14 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <blkid.h>
 #include <json-c/json.h>
+#include <linux/fs.h>
 #include <libcryptsetup.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/mount.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -782,29 +785,130 @@ static int
 
 /* ---- create ---- */
 
-/* Creates image exclusively and reserves size bytes, reporting progress: allocation is what takes time for a
- * large vault (LUKS2 format writes only the header). */
-static int allocate_image(const char *image, uint64_t size, const VaultRequest *req) {
-        _cleanup_close_ int fd = open(image, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-        const uint64_t chunk = UINT64_C(64) << 20;
+int vault_image_block_device(const char *image, uint64_t *ret_size) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+        uint64_t size;
+
+        if (stat(image, &st) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISBLK(st.st_mode))
+                return 0;
+        fd = open(image, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (ioctl(fd, BLKGETSIZE64, &size) < 0)
+                return -errno;
+        if (ret_size)
+                *ret_size = size;
+        return 1;
+}
+
+/* 1 when blkid finds no file system, partition table or other signature on the device, 0 when it finds one
+ * (its type in *ret_what), <0 when it cannot tell: only a blank partition becomes a vault. */
+static int device_is_blank(const char *image, char **ret_what) {
+        blkid_probe pr = blkid_new_probe_from_filename(image);
+        const char *what = NULL;
         int r;
+
+        if (!pr)
+                return errno > 0 ? -errno : -EIO;
+        (void) blkid_probe_enable_superblocks(pr, 1);
+        (void) blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
+        (void) blkid_probe_enable_partitions(pr, 1);
+        r = blkid_do_safeprobe(pr);
+        if (r == 0 && blkid_probe_lookup_value(pr, "TYPE", &what, NULL) < 0 &&
+            blkid_probe_lookup_value(pr, "PTTYPE", &what, NULL) < 0)
+                what = NULL;
+        if (r == 0 || r == -2)
+                *ret_what = strdup(what ?: (r == -2 ? "several signatures" : "a signature"));
+        blkid_free_probe(pr);
+        return r == 1 ? 1 : r == 0 || r == -2 ? 0 : -EIO;
+}
+
+/* Zeroes the first 16 MiB of a partition (LUKS2's default header and keyslot area): a vault that failed to come
+ * into being, or was deleted, leaves the partition blank for the next one. */
+static int wipe_device_header(const char *image) {
+        _cleanup_close_ int fd = open(image, O_WRONLY | O_CLOEXEC);
+        static const uint8_t zero[65536];
+        uint64_t size;
 
         if (fd < 0)
                 return -errno;
-        progress(req, "allocate", 0, size);
-        for (uint64_t off = 0; off < size; off += chunk) {
-                uint64_t n = MIN(chunk, size - off);
+        if (ioctl(fd, BLKGETSIZE64, &size) < 0)
+                return -errno;
+        size = MIN(size, UINT64_C(16) << 20);
+        for (uint64_t off = 0; off < size; off += sizeof(zero))
+                if (pwrite(fd, zero, (size_t) MIN(sizeof(zero), size - off), (off_t) off) < 0)
+                        return -errno;
+        return fsync(fd) < 0 ? -errno : 0;
+}
+
+/* Undoes a failed creation: an image file we made goes, a partition is wiped. */
+static void discard_image(const char *image, bool device) {
+        if (device)
+                (void) wipe_device_header(image);
+        else
+                (void) unlink(image);
+}
+
+/* Creates image exclusively and reserves size bytes, reporting progress: allocation is what takes time for a
+ * large vault (LUKS2 format writes only the header). A partition (image a symlink to a block device) is used
+ * whole, if it is blank. */
+static int allocate_image(const char *image, uint64_t *size, bool *ret_device, const VaultRequest *req,
+                          VaultResult *ret) {
+        _cleanup_free_ char *what = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        const uint64_t chunk = UINT64_C(64) << 20;
+        uint64_t dev_size;
+        int r;
+
+        r = vault_image_block_device(image, &dev_size);
+        if (r < 0)
+                return set_reason(ret, r, VAULT_ERROR_FAILED, "cannot inspect %s: %s", image, strerror(-r));
+        *ret_device = r > 0;
+        if (r > 0) {
+                r = device_is_blank(image, &what);
+                if (r < 0)
+                        return set_reason(ret, r, VAULT_ERROR_FAILED, "cannot probe %s for data", image);
+                if (r == 0)
+                        return set_reason(ret,
+                                          -ENOTEMPTY,
+                                          VAULT_ERROR_EXISTS,
+                                          "%s holds data (%s): a vault is never formatted over it",
+                                          image,
+                                          what ?: "?");
+                *size = dev_size;
+                if (dev_size < LUKS2_IMAGE_SIZE_MIN)
+                        return set_reason(ret, -ERANGE, VAULT_ERROR_INVALID_POLICY, "%s is below 32 MiB", image);
+                return 0;
+        }
+        if (*size < LUKS2_IMAGE_SIZE_MIN)
+                return set_reason(ret, -ERANGE, VAULT_ERROR_INVALID_POLICY, "size below 32 MiB");
+        fd = open(image, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 && errno == EEXIST)
+                return set_reason(ret, -EEXIST, VAULT_ERROR_EXISTS, "%s exists already", image);
+        if (fd < 0)
+                return set_reason(ret, -errno, VAULT_ERROR_FAILED, "creating %s failed: %m", image);
+        progress(req, "allocate", 0, *size);
+        for (uint64_t off = 0; off < *size; off += chunk) {
+                uint64_t n = MIN(chunk, *size - off);
 
                 r = posix_fallocate(fd, (off_t) off, (off_t) n);
                 if (r == EOPNOTSUPP || r == EINVAL)
                         break; /* a file system without fallocate: the image stays sparse */
                 if (r != 0)
-                        return -r;
-                progress(req, "allocate", off + n, size);
+                        goto fail;
+                progress(req, "allocate", off + n, *size);
         }
-        if (ftruncate(fd, (off_t) size) < 0)
-                return -errno;
+        if (ftruncate(fd, (off_t) *size) < 0) {
+                r = errno;
+                goto fail;
+        }
         return 0;
+fail:
+        (void) unlink(image);
+        return set_reason(ret, -r, VAULT_ERROR_FAILED, "allocating %s failed: %s", image, strerror(r));
 }
 
 int vault_create(
@@ -821,6 +925,7 @@ int vault_create(
         KeySource wanted = req->key_source >= 0 ? req->key_source : KEY_SOURCE_TPM;
         uint32_t pcr_mask = req->pcr_mask ?: VAULT_DEFAULT_PCRS;
         const char *reason;
+        bool device;
         int r, slot;
 
         if (!vault_name_is_valid(name))
@@ -834,24 +939,16 @@ int vault_create(
                                 VAULT_ERROR_INVALID_POLICY,
                                 "invalid sealing PCRs: %s",
                                 reason);
-        if (size < LUKS2_IMAGE_SIZE_MIN)
-                return set_reason(ret, -ERANGE, VAULT_ERROR_INVALID_POLICY, "size below 32 MiB");
-
-        r = allocate_image(image, size, req);
-        if (r == -EEXIST)
-                return set_reason(ret, r, VAULT_ERROR_EXISTS, "%s exists already", image);
-        if (r < 0) {
-                (void) unlink(image);
-                return set_reason(
-                                ret, r, VAULT_ERROR_FAILED, "allocating %s failed: %s", image, strerror(-r));
-        }
+        r = allocate_image(image, &size, &device, req, ret);
+        if (r < 0)
+                return r;
 
         /* The first key is always TPM-sealed. A vault wanting the controller's share records that as a
          * requested rotation: it is not opened (and gets no file system, so no data) until the share is
          * there and the key changed to it. */
         r = random_secret(&secret);
         if (r < 0) {
-                (void) unlink(image);
+                discard_image(image, device);
                 return set_reason(ret, r, VAULT_ERROR_FAILED, "no random secret");
         }
         *t = (EveVaultToken){
@@ -866,14 +963,14 @@ int vault_create(
         (void) snprintf(t->pcr_source, sizeof(t->pcr_source), "%s", req->pcr_source ?: "default");
 
         progress(req, "format", 0, 1);
-        r = luks2_format(image, size, secret, TPM2_SECRET_SIZE, &cd, &slot, t->uuid);
+        r = luks2_format(image, device ? 0 : size, secret, TPM2_SECRET_SIZE, &cd, &slot, t->uuid);
         if (r >= 0 && req->uuid) {
                 r = crypt_set_uuid(cd, req->uuid);
                 if (r >= 0)
                         (void) snprintf(t->uuid, sizeof(t->uuid), "%s", crypt_get_uuid(cd));
         }
         if (r < 0) {
-                (void) unlink(image);
+                discard_image(image, device);
                 return set_reason(
                                 ret,
                                 r,
@@ -886,7 +983,7 @@ int vault_create(
         t->keyslot = slot;
         r = seal_to_slot(c, cd, slot, KEY_SOURCE_TPM, secret, pcr_mask, t->pcr_values);
         if (r < 0) {
-                (void) unlink(image);
+                discard_image(image, device);
                 return set_reason(
                                 ret,
                                 r,
@@ -919,7 +1016,7 @@ int vault_create(
         }
         r = save_eve(cd, -1, t);
         if (r < 0) {
-                (void) unlink(image);
+                discard_image(image, device);
                 return set_reason(ret, r, VAULT_ERROR_FAILED, "writing the eve-vault token failed");
         }
         ret->keyslots = luks2_keyslots_active(cd);
@@ -1416,6 +1513,13 @@ int vault_erase(const char *image, const char *map_name, const char *mount_point
                                                         k,
                                                         strerror(-r));
                         }
+        }
+        /* A partition is wiped and given back (its symlink goes), blank for a next vault. */
+        r = vault_image_block_device(image, NULL);
+        if (r > 0) {
+                r = wipe_device_header(image);
+                if (r < 0)
+                        return set_reason(ret, r, VAULT_ERROR_FAILED, "wiping %s failed: %s", image, strerror(-r));
         }
         if (unlink(image) < 0 && errno != ENOENT)
                 return set_reason(ret, -errno, VAULT_ERROR_FAILED, "removing %s failed: %m", image);

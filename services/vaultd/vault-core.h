@@ -99,6 +99,10 @@ typedef struct VaultRequest {
 /* EVE's rules for a sealing PCR set (ValidatePolicyPcr): 1–15 PCRs, each 0–15, PCR 0 required, PCR 5 refused. */
 int vault_pcr_policy_check(uint32_t mask, const char **ret_reason);
 
+/* 1 (and the size) when image is a block device — a vault on a partition: its image path is a symlink to the
+ * partition (docs/VAULTS.md "Partitions") —, 0 when it is a file or does not exist, <0 on error. */
+int vault_image_block_device(const char *image, uint64_t *ret_size);
+
 /* Each returns < 0 when the operation failed (ret->error and ret->reason say why, ret->token is what was
  * read), 0 when it ran; an unlock that ran may still leave the vault locked (ret->error/reason set,
  * key_method NONE) or the key verified but nothing mapped (VAULT_ERROR_NO_DM). */

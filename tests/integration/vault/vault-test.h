@@ -43,7 +43,7 @@ uint32_t vt_get_pcrs(const char *name, const char *property);
 /* Waits up to 20 s until the property (a string) equals value; fails the test otherwise. */
 void vt_wait_str(const char *name, const char *property, const char *value);
 /* Waits until LastOperation is op, LastOperationTime moved past since (an earlier value) and the vault is
- * not in a passing state (Creating, Unlocking, …). */
+ * not in a passing state (Creating, Unlocking, …). op NULL: any operation. */
 void vt_wait_op(const char *name, const char *op, uint64_t since);
 void vt_assert_contains(const char *s, const char *part);
 

@@ -21,6 +21,7 @@
 
 #include "bench-swtpm.h"
 #include "bench.h"
+#include "configd-cipher.h"
 #include "configd-config.h"
 #include "configd-store.h"
 #include "crypto-util.h"
@@ -149,7 +150,75 @@ static int write_file(const char *dir, const char *name, const void *data, size_
 typedef struct Node {
         char root[64];
         char *config, *certs, *run, *vaults;
+        uint8_t key[32], ctrl_hash[16], dev_hash[16]; /* the controller's side of the key agreement */
 } Node;
+
+/* A ConfigResponse as evc sends it, with n Wi-Fi secrets ("bench", "bench1", …), each in a cipher block of
+ * its own under the one cipher context (the controller's ECDH certificate and the node's). */
+static int
+                pack_config(const uint8_t key[static 32],
+                            const uint8_t ctrl_hash[static 16],
+                            const uint8_t dev_hash[static 16],
+                            unsigned n,
+                            uint8_t **ret,
+                            size_t *ret_size) {
+        Org__Lfedge__Eve__Common__EncryptionBlock eb = ORG__LFEDGE__EVE__COMMON__ENCRYPTION_BLOCK__INIT;
+        Org__Lfedge__Eve__Config__ConfigResponse resp = ORG__LFEDGE__EVE__CONFIG__CONFIG_RESPONSE__INIT;
+        Org__Lfedge__Eve__Config__EdgeDevConfig cfg = ORG__LFEDGE__EVE__CONFIG__EDGE_DEV_CONFIG__INIT;
+        Org__Lfedge__Eve__Config__NetworkConfig net = ORG__LFEDGE__EVE__CONFIG__NETWORK_CONFIG__INIT,
+                                                *netp = &net;
+        Org__Lfedge__Eve__Config__WirelessConfig wl = ORG__LFEDGE__EVE__CONFIG__WIRELESS_CONFIG__INIT;
+        Org__Lfedge__Eve__Common__CipherContext ctx = ORG__LFEDGE__EVE__COMMON__CIPHER_CONTEXT__INIT,
+                                                *ctxp = &ctx;
+        _cleanup_free_ Org__Lfedge__Eve__Config__WifiConfig *w = calloc(n, sizeof *w);
+        _cleanup_free_ Org__Lfedge__Eve__Config__WifiConfig **wp = calloc(n, sizeof *wp);
+        _cleanup_free_ Org__Lfedge__Eve__Common__CipherBlock *b = calloc(n, sizeof *b);
+        _cleanup_free_ char *ssids = calloc(n, 16);
+        unsigned made = 0;
+        int r = 0;
+
+        if (!w || !wp || !b || !ssids)
+                return -ENOMEM;
+        eb.wifipassword = (char *) VALUE;
+        for (; made < n; made++) {
+                _cleanup_free_ uint8_t *plain = NULL;
+                size_t plain_size;
+
+                r = PROTO_PACK(&eb, &plain, &plain_size);
+                if (r >= 0)
+                        r = evc_cipher_block_encrypt(key, "bench-ctx", plain, plain_size, &b[made]);
+                if (r < 0)
+                        break;
+                org__lfedge__eve__config__wifi_config__init(&w[made]);
+                if (made == 0)
+                        snprintf(ssids, 16, "bench");
+                else
+                        snprintf(ssids + 16 * made, 16, "bench%u", made);
+                w[made].wifissid = ssids + 16 * made;
+                w[made].cipherdata = &b[made];
+                wp[made] = &w[made];
+        }
+        if (r >= 0) {
+                ctx.contextid = (char *) "bench-ctx";
+                ctx.keyexchangescheme = ORG__LFEDGE__EVE__COMMON__KEY_EXCHANGE_SCHEME__KEA_ECDH;
+                ctx.encryptionscheme = ORG__LFEDGE__EVE__COMMON__ENCRYPTION_SCHEME__SA_AES_256_CFB;
+                ctx.devicecerthash = (ProtobufCBinaryData){ 16, (uint8_t *) dev_hash };
+                ctx.controllercerthash = (ProtobufCBinaryData){ 16, (uint8_t *) ctrl_hash };
+                wl.n_wificfg = n;
+                wl.wificfg = wp;
+                net.wireless = &wl;
+                cfg.n_networks = 1;
+                cfg.networks = &netp;
+                cfg.n_ciphercontexts = 1;
+                cfg.ciphercontexts = &ctxp;
+                resp.config = &cfg;
+                resp.confighash = (char *) "bench";
+                r = PROTO_PACK(&resp, ret, ret_size);
+        }
+        for (unsigned i = 0; i < made; i++)
+                evc_cipher_block_done(&b[i]);
+        return r;
+}
 
 static int node_make(Node *n, const char *tcti) {
         _cleanup_free_ char *vault = NULL;
@@ -191,18 +260,8 @@ static int config_make(Node *n) {
                             *dir = NULL, *dev_path = NULL, *store = NULL;
         _cleanup_free_ uint8_t *packed = NULL;
         _cleanup_(config_freep) Config *c = NULL;
-        Org__Lfedge__Eve__Common__EncryptionBlock eb = ORG__LFEDGE__EVE__COMMON__ENCRYPTION_BLOCK__INIT;
-        Org__Lfedge__Eve__Config__ConfigResponse resp = ORG__LFEDGE__EVE__CONFIG__CONFIG_RESPONSE__INIT;
-        Org__Lfedge__Eve__Config__EdgeDevConfig cfg = ORG__LFEDGE__EVE__CONFIG__EDGE_DEV_CONFIG__INIT;
-        Org__Lfedge__Eve__Config__NetworkConfig net = ORG__LFEDGE__EVE__CONFIG__NETWORK_CONFIG__INIT,
-                                                *netp = &net;
-        Org__Lfedge__Eve__Config__WirelessConfig wl = ORG__LFEDGE__EVE__CONFIG__WIRELESS_CONFIG__INIT;
-        Org__Lfedge__Eve__Config__WifiConfig w = ORG__LFEDGE__EVE__CONFIG__WIFI_CONFIG__INIT, *wp = &w;
-        Org__Lfedge__Eve__Common__CipherContext ctx = ORG__LFEDGE__EVE__COMMON__CIPHER_CONTEXT__INIT,
-                                                *ctxp = &ctx;
-        Org__Lfedge__Eve__Common__CipherBlock b;
-        uint8_t key[32], ctrl_hash[16], dev_hash[16], *plain = NULL;
-        size_t size, dev_size, plain_size, n_packed;
+        uint8_t key[32], ctrl_hash[16], dev_hash[16];
+        size_t size, dev_size, n_packed;
         int r;
 
         if (asprintf(&root_path, "%s/root.pem", n->root) < 0 ||
@@ -248,34 +307,13 @@ static int config_make(Node *n) {
                 r = evc_ecdh_key(ecdh_key, dev, key);
         if (r < 0)
                 return log_error_errno(r, "Cannot compute the key agreement with the node: %m");
-        eb.wifipassword = (char *) VALUE;
-        r = PROTO_PACK(&eb, &plain, &plain_size);
-        if (r >= 0)
-                r = evc_cipher_block_encrypt(key, "bench-ctx", plain, plain_size, &b);
-        free(plain);
+        r = pack_config(key, ctrl_hash, dev_hash, 1, &packed, &n_packed);
         if (r < 0)
                 return r;
-
-        ctx.contextid = (char *) "bench-ctx";
-        ctx.keyexchangescheme = ORG__LFEDGE__EVE__COMMON__KEY_EXCHANGE_SCHEME__KEA_ECDH;
-        ctx.encryptionscheme = ORG__LFEDGE__EVE__COMMON__ENCRYPTION_SCHEME__SA_AES_256_CFB;
-        ctx.devicecerthash = (ProtobufCBinaryData){ 16, dev_hash };
-        ctx.controllercerthash = (ProtobufCBinaryData){ 16, ctrl_hash };
-        w.wifissid = (char *) "bench";
-        w.cipherdata = &b;
-        wl.n_wificfg = 1;
-        wl.wificfg = &wp;
-        net.wireless = &wl;
-        cfg.n_networks = 1;
-        cfg.networks = &netp;
-        cfg.n_ciphercontexts = 1;
-        cfg.ciphercontexts = &ctxp;
-        resp.config = &cfg;
-        resp.confighash = (char *) "bench";
-        r = PROTO_PACK(&resp, &packed, &n_packed);
-        evc_cipher_block_done(&b);
-        if (r < 0)
-                return r;
+        /* For the scaling run: the same controller and device, more secrets. */
+        memcpy(n->key, key, sizeof n->key);
+        memcpy(n->ctrl_hash, ctrl_hash, sizeof n->ctrl_hash);
+        memcpy(n->dev_hash, dev_hash, sizeof n->dev_hash);
         r = config_parse(packed, n_packed, &c);
         if (r < 0)
                 return r;
@@ -380,6 +418,87 @@ static int deliver_creds(const char *tcti_device, const char *cred, Series *s) {
         if (r != 0 || !streq(out, VALUE))
                 return log_error_errno(SYNTHETIC_ERRNO(EIO), "systemd-creds decrypt failed (%d)", r);
         series_add(s, now_ms() - t0);
+        return 0;
+}
+
+/* How a config's cost grows with its secrets: the node's side of a fetch (parse, store) and the decryption
+ * of every secret (one ZGen each, as GetSecret does), for configs of 1, 10 and 100 secrets; the time per
+ * secret should stay flat. In process, on the same swtpm, after eve-configd stopped (one TPM connection at a
+ * time). */
+static int scaling(const Node *n, const char *tcti) {
+        static const unsigned counts[] = { 1, 10, 100 };
+        double per_secret[ELEMENTSOF(counts)];
+        _cleanup_free_ char *store = store_path(NULL);
+        int r;
+
+        if (!store)
+                return -ENOMEM;
+        for (size_t k = 0; k < ELEMENTSOF(counts); k++) {
+                _cleanup_free_ uint8_t *packed = NULL;
+                unsigned reps = MAX(20U / counts[k], 2U), done = 0;
+                double total = 0;
+                size_t n_packed;
+
+                r = pack_config(n->key, n->ctrl_hash, n->dev_hash, counts[k], &packed, &n_packed);
+                if (r < 0)
+                        return log_error_errno(r, "Packing a config of %u secrets: %m", counts[k]);
+                for (unsigned rep = 0; rep < reps; rep++) {
+                        _cleanup_(config_freep) Config *c = NULL;
+                        _cleanup_(cipher_key_freep) CipherKey *key = NULL;
+                        double t0 = now_ms();
+
+                        r = config_parse(packed, n_packed, &c);
+                        if (r >= 0)
+                                r = store_save(store, c);
+                        if (r >= 0)
+                                r = cipher_key_load(tcti, &key);
+                        if (r < 0)
+                                return log_error_errno(r, "Config of %u secrets: %m", counts[k]);
+                        if (c->n_secrets != counts[k])
+                                return log_error_errno(
+                                                SYNTHETIC_ERRNO(EBADMSG),
+                                                "%zu secrets in a config of %u",
+                                                c->n_secrets,
+                                                counts[k]);
+                        for (size_t i = 0; i < c->n_secrets; i++) {
+                                _cleanup_(proto_secret_freep) EncryptionBlock *eb = NULL;
+                                CipherFailure f;
+
+                                r = cipher_block_decrypt(
+                                                key,
+                                                c->response->config->ciphercontexts,
+                                                c->response->config->n_ciphercontexts,
+                                                c->secrets[i].block,
+                                                &eb,
+                                                &f);
+                                if (r < 0 || !streq_ptr(eb->wifipassword, VALUE))
+                                        return log_error_errno(
+                                                        SYNTHETIC_ERRNO(EIO),
+                                                        "Secret %zu of %u not decrypted: %s",
+                                                        i,
+                                                        counts[k],
+                                                        r < 0 ? cipher_failure_to_message(f) : "wrong");
+                        }
+                        total += now_ms() - t0;
+                        done += counts[k];
+                }
+                per_secret[k] = total / done;
+        }
+        printf("config fetch (parse, store) + decrypt of every secret, per secret:");
+        for (size_t k = 0; k < ELEMENTSOF(counts); k++)
+                printf(" %u: %.2f ms;", counts[k], per_secret[k]);
+        printf("\n");
+        for (size_t k = 1; k < ELEMENTSOF(counts); k++) {
+                char measure[96], o[32], a[32];
+
+                (void) snprintf(measure,
+                                sizeof measure,
+                                "config fetch + decrypt per secret, %u vs 1 secret",
+                                counts[k]);
+                (void) snprintf(o, sizeof o, "%.2f ms", per_secret[k]);
+                (void) snprintf(a, sizeof a, "%.2f ms", per_secret[0]);
+                bench_report(measure, o, a, per_secret[k] / per_secret[0], "<=1.5");
+        }
         return 0;
 }
 
@@ -583,6 +702,11 @@ static int bench(int argc, char *argv[]) {
                              mean(&s_sock) / mean(&s_creds),
                              "<=0.25");
         }
+        stop(configd_pid);
+        configd_pid = 0;
+        r = scaling(&n, t.tcti);
+        if (r < 0)
+                goto finish;
         r = 0;
 finish:
         sd_bus_flush_close_unref(bus);

@@ -64,7 +64,7 @@ struct ControllerClient {
 
         SigningCert signing[SIGNING_MAX];
         size_t n_signing;
-        uint64_t certs_fetched_usec; /* CLOCK_MONOTONIC of the last /certs accepted, 0 never */
+        uint64_t miss_refetch_usec; /* CLOCK_MONOTONIC of the last /certs fetched for an unknown signer */
 
         uint64_t connect_timeout_usec, timeout_usec;
         size_t response_max;
@@ -1415,8 +1415,6 @@ static void request_verify_and_finish(ControllerClient *c, ControllerRequest *q)
         }
         if (q->is_certs) {
                 r = certs_accept(c, ac);
-                if (r >= 0)
-                        c->certs_fetched_usec = monotonic_usec();
                 request_finish(q,
                                r,
                                r < 0 ? NULL : ac->protectedpayload->payload.data,
@@ -1457,15 +1455,15 @@ static void request_verify_and_finish(ControllerClient *c, ControllerRequest *q)
                                        ac->protectedpayload->payload.len);
                 goto done;
         }
-        if (!q->refetched && c->certs_fetched_usec != 0 &&
-            monotonic_usec() - c->certs_fetched_usec < CONTROLLER_CERTS_REFETCH_MIN_USEC) {
-                /* Bounded: the controller's certificates were fetched a moment ago; a signer they do not list
-                 * is not worth another round trip yet (EVE: CertMiss). */
+        if (!q->refetched && c->miss_refetch_usec != 0 &&
+            monotonic_usec() - c->miss_refetch_usec < CONTROLLER_CERTS_REFETCH_MIN_USEC) {
+                /* Bounded: an unknown signer made us fetch /certs a moment ago already; another one is not
+                 * worth a round trip yet (EVE: CertMiss). */
                 request_finish(q,
                                set_error(c,
                                          ENOKEY,
-                                         "%s: the answer is signed by a certificate the /certs fetched less "
-                                         "than %u s ago does not list.",
+                                         "%s: the answer is signed by a certificate that /certs, fetched for "
+                                         "an unknown signer less than %u s ago, does not list.",
                                          q->url,
                                          (unsigned) (CONTROLLER_CERTS_REFETCH_MIN_USEC / 1000000U)),
                                NULL,
@@ -1477,6 +1475,7 @@ static void request_verify_and_finish(ControllerClient *c, ControllerRequest *q)
                  */
                 log_debug("%s: signer unknown, fetching /certs.", q->url);
                 q->refetched = true;
+                c->miss_refetch_usec = monotonic_usec();
                 request_unlink(q);
                 r = request_start_certs(c, q, NULL, NULL, NULL);
                 if (r >= 0)

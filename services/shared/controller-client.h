@@ -7,7 +7,7 @@
  * senderCertHash = SHA-256 of the device certificate's DER, algo SHA256_32BYTES. Every non-empty response
  * must be an AuthContainer signed by a controller signing certificate from /certs; an unknown sender hash
  * makes the client fetch /certs once (each certificate verified against root-certificate.pem) and try again,
- * unless /certs was accepted less than CONTROLLER_CERTS_REFETCH_MIN_USEC ago.
+ * at most once per CONTROLLER_CERTS_REFETCH_MIN_USEC.
  *
  * Files (paths.h): $EVE_CONFIG_DIR/server ("host:port", https implied), $EVE_CONFIG_DIR/root-certificate.pem
  * (chain root of the controller's certificates), $EVE_CONFIG_DIR/v2tlsbaseroot-certificates.pem (TLS root;
@@ -56,8 +56,8 @@ typedef struct ControllerRequest ControllerRequest;
 #define CONTROLLER_CONNECT_TIMEOUT_USEC_DEFAULT (15U * 1000000U)
 #define CONTROLLER_TIMEOUT_USEC_DEFAULT (60U * 1000000U)
 #define CONTROLLER_RESPONSE_MAX_DEFAULT (1024U * 1024U)
-/* A response from an unknown signer makes the client fetch /certs at once, but not again within this long
- * after an accepted /certs (then -ENOKEY). */
+/* A response from an unknown signer makes the client fetch /certs at once, but at most once per this long
+ * (a second unknown signer within it: -ENOKEY without a request). */
 #define CONTROLLER_CERTS_REFETCH_MIN_USEC (10U * 1000000U)
 
 typedef enum ControllerRequestFlags {

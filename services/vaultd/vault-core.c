@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vault-core.h"
 
+#include <blkid.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <blkid.h>
 #include <json-c/json.h>
-#include <linux/fs.h>
 #include <libcryptsetup.h>
+#include <linux/fs.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <sys/mount.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -826,8 +826,8 @@ static int device_is_blank(const char *image, char **ret_what) {
         return r == 1 ? 1 : r == 0 || r == -2 ? 0 : -EIO;
 }
 
-/* Zeroes the first 16 MiB of a partition (LUKS2's default header and keyslot area): a vault that failed to come
- * into being, or was deleted, leaves the partition blank for the next one. */
+/* Zeroes the first 16 MiB of a partition (LUKS2's default header and keyslot area): a vault that failed to
+ * come into being, or was deleted, leaves the partition blank for the next one. */
 static int wipe_device_header(const char *image) {
         _cleanup_close_ int fd = open(image, O_WRONLY | O_CLOEXEC);
         static const uint8_t zero[65536];
@@ -855,8 +855,12 @@ static void discard_image(const char *image, bool device) {
 /* Creates image exclusively and reserves size bytes, reporting progress: allocation is what takes time for a
  * large vault (LUKS2 format writes only the header). A partition (image a symlink to a block device) is used
  * whole, if it is blank. */
-static int allocate_image(const char *image, uint64_t *size, bool *ret_device, const VaultRequest *req,
-                          VaultResult *ret) {
+static int
+                allocate_image(const char *image,
+                               uint64_t *size,
+                               bool *ret_device,
+                               const VaultRequest *req,
+                               VaultResult *ret) {
         _cleanup_free_ char *what = NULL;
         _cleanup_close_ int fd = -EBADF;
         const uint64_t chunk = UINT64_C(64) << 20;
@@ -872,15 +876,21 @@ static int allocate_image(const char *image, uint64_t *size, bool *ret_device, c
                 if (r < 0)
                         return set_reason(ret, r, VAULT_ERROR_FAILED, "cannot probe %s for data", image);
                 if (r == 0)
-                        return set_reason(ret,
-                                          -ENOTEMPTY,
-                                          VAULT_ERROR_EXISTS,
-                                          "%s holds data (%s): a vault is never formatted over it",
-                                          image,
-                                          what ?: "?");
+                        return set_reason(
+                                        ret,
+                                        -ENOTEMPTY,
+                                        VAULT_ERROR_EXISTS,
+                                        "%s holds data (%s): a vault is never formatted over it",
+                                        image,
+                                        what ?: "?");
                 *size = dev_size;
                 if (dev_size < LUKS2_IMAGE_SIZE_MIN)
-                        return set_reason(ret, -ERANGE, VAULT_ERROR_INVALID_POLICY, "%s is below 32 MiB", image);
+                        return set_reason(
+                                        ret,
+                                        -ERANGE,
+                                        VAULT_ERROR_INVALID_POLICY,
+                                        "%s is below 32 MiB",
+                                        image);
                 return 0;
         }
         if (*size < LUKS2_IMAGE_SIZE_MIN)
@@ -1519,7 +1529,13 @@ int vault_erase(const char *image, const char *map_name, const char *mount_point
         if (r > 0) {
                 r = wipe_device_header(image);
                 if (r < 0)
-                        return set_reason(ret, r, VAULT_ERROR_FAILED, "wiping %s failed: %s", image, strerror(-r));
+                        return set_reason(
+                                        ret,
+                                        r,
+                                        VAULT_ERROR_FAILED,
+                                        "wiping %s failed: %s",
+                                        image,
+                                        strerror(-r));
         }
         if (unlink(image) < 0 && errno != ENOENT)
                 return set_reason(ret, -errno, VAULT_ERROR_FAILED, "removing %s failed: %m", image);

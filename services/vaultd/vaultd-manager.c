@@ -911,8 +911,8 @@ static int queue_unlock(Vault *v) {
         return 0;
 }
 
-/* Queues the creation of a vault the daemon makes by itself (a default one, or one on a blank partition), opened
- * at once through the TPM. */
+/* Queues the creation of a vault the daemon makes by itself (a default one, or one on a blank partition),
+ * opened at once through the TPM. */
 static int queue_create(Vault *v, uint64_t size) {
         Job *j = job_new(v, JOB_CREATE, NULL);
 
@@ -937,9 +937,9 @@ static int create_default(Manager *m, const char *name, uint64_t size) {
         return queue_create(v, size);
 }
 
-/* A vault on a partition (docs/VAULTS.md "Partitions"): <image dir>/<name>.img is a symlink to the block device.
- * One with a LUKS2 header is a vault like any other; a blank one is made a vault (the worker refuses a partition
- * that holds anything); a symlink to anything else is left alone. */
+/* A vault on a partition (docs/VAULTS.md "Partitions"): <image dir>/<name>.img is a symlink to the block
+ * device. One with a LUKS2 header is a vault like any other; a blank one is made a vault (the worker refuses
+ * a partition that holds anything); a symlink to anything else is left alone. */
 static int start_partition_vault(Manager *m, const char *file, const char *name) {
         _cleanup_free_ char *path = eve_path_join(EVE_PATH_VAULT_IMG, file);
         struct crypt_device *cd = NULL;

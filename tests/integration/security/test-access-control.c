@@ -32,8 +32,9 @@ static bool has_suffix(const char *s, const char *suffix) {
         return a >= b && streq(s + a - b, suffix);
 }
 
-/* Well-formed values for string arguments by name (and "size": 64 MiB), so that a daemon that checks its arguments before the
- * caller (as systemd's daemons do before polkit) gets as far as the access check; others get "". */
+/* Well-formed values for string arguments by name (and "size": 64 MiB), so that a daemon that checks its
+ * arguments before the caller (as systemd's daemons do before polkit) gets as far as the access check;
+ * others get "". */
 static const char *string_for(const char *arg) {
         if (streq_ptr(arg, "name"))
                 return "sec-test";

@@ -417,23 +417,58 @@ int tpm2_persistent_exists(Tpm2Context *c, uint32_t handle) {
         return cap->data.handles.count > 0 && cap->data.handles.handle[0] == handle;
 }
 
+static int public_matches_template(Tpm2Context *c, Tpm2Key k, const TPMT_PUBLIC *p);
+
+/* The public area ESYS read when it opened tr (Esys_TR_FromTPMPublic), from its serialized form: handle,
+ * TPM2B_NAME, resource type, TPM2B_PUBLIC (what systemd keeps as tpm2_srk). Saves a TPM2_ReadPublic.
+ * -EBADMSG if the form is not that one. */
+static int public_of_tr(Tpm2Context *c, ESYS_TR tr, TPM2B_PUBLIC *ret) {
+        _cleanup_esys_ uint8_t *buf = NULL;
+        TPM2B_NAME name = {};
+        uint32_t handle, type;
+        size_t size = 0, off = 0;
+
+        if (Esys_TR_Serialize(c->esys, tr, &buf, &size) != TSS2_RC_SUCCESS ||
+            Tss2_MU_UINT32_Unmarshal(buf, size, &off, &handle) != TSS2_RC_SUCCESS ||
+            Tss2_MU_TPM2B_NAME_Unmarshal(buf, size, &off, &name) != TSS2_RC_SUCCESS ||
+            Tss2_MU_UINT32_Unmarshal(buf, size, &off, &type) != TSS2_RC_SUCCESS || type != 1 /* key */ ||
+            Tss2_MU_TPM2B_PUBLIC_Unmarshal(buf, size, &off, ret) != TSS2_RC_SUCCESS || off != size)
+                return -EBADMSG;
+        return 0;
+}
+
 static int srk_get(Tpm2Context *c, bool create, ESYS_TR *ret) {
         int r;
 
         if (c->srk == ESYS_TR_NONE) {
-                Tpm2Handle h = TPM2_HANDLE_NULL;
+                _cleanup_(tpm2_handle_done) Tpm2Handle h = TPM2_HANDLE_NULL;
+                TPM2B_PUBLIC pub = {};
 
-                r = tpm2_key_ensure(c, TPM2_KEY_SRK, create, NULL);
-                if (r < 0)
-                        return r;
+                /* On every boot the SRK is there: one TPM2_ReadPublic (opening it) and the template check on
+                 * what that returned. */
                 r = persistent_open(c, TPM2_HANDLE_SRK, &h);
                 if (r < 0)
                         return r;
-                if (r == 0) {
-                        set_error(c, "The SRK at 0x%08x vanished", TPM2_HANDLE_SRK);
-                        return -ENOENT;
+                if (r > 0 && public_of_tr(c, h.tr, &pub) >= 0) {
+                        r = public_matches_template(c, TPM2_KEY_SRK, &pub.publicArea);
+                        if (r < 0)
+                                return r;
+                } else {
+                        /* Missing (created if asked), or a serialized form we do not know: the long way. */
+                        tpm2_handle_done(&h);
+                        r = tpm2_key_ensure(c, TPM2_KEY_SRK, create, NULL);
+                        if (r < 0)
+                                return r;
+                        r = persistent_open(c, TPM2_HANDLE_SRK, &h);
+                        if (r < 0)
+                                return r;
+                        if (r == 0) {
+                                set_error(c, "The SRK at 0x%08x vanished", TPM2_HANDLE_SRK);
+                                return -ENOENT;
+                        }
                 }
                 c->srk = h.tr;
+                h.tr = ESYS_TR_NONE;
         }
         *ret = c->srk;
         return 0;

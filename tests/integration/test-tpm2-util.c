@@ -158,6 +158,44 @@ TEST(seal_unseal_under_pcr_policy) {
         ASSERT_ERROR(tpm2_unseal(c, mask, policy, blob, blob_size, &out, &out_size), EBADMSG);
 }
 
+TEST(a_foreign_key_at_the_srk_handle_is_refused) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        _cleanup_(tpm2_context_unrefp) Tpm2Context *c = open_tpm(t);
+        _cleanup_free_ uint8_t *blob = NULL, *srk = NULL;
+        _cleanup_free_ char *ctx = NULL;
+        _cleanup_secret_ uint8_t *out = NULL;
+        uint8_t secret[TPM2_SECRET_SIZE] = { 1 }, policy[TPM2_SHA256_SIZE];
+        size_t blob_size = 0, out_size = 0, srk_size = 0;
+        char *create[] = { (char *) "tpm2_createprimary", (char *) "-T", t->tcti, (char *) "-C", (char *) "o",
+                           (char *) "-G", (char *) "ecc256:ecdsa", (char *) "-a",
+                           (char *) "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign", (char *) "-c",
+                           NULL, NULL };
+        char *evict[] = { (char *) "tpm2_evictcontrol", (char *) "-T", t->tcti, (char *) "-C", (char *) "o",
+                          (char *) "-c", NULL, (char *) "0x81000001", NULL };
+        char *flush[] = { (char *) "tpm2_flushcontext", (char *) "-T", t->tcti, (char *) "-t", NULL };
+        char *evict_srk[] = { (char *) "tpm2_evictcontrol", (char *) "-T", t->tcti, (char *) "-C", (char *) "o",
+                              (char *) "-c", (char *) "0x81000001", NULL };
+
+        ASSERT_OK(tpm2_seal(c, UINT32_C(1) << 7, secret, sizeof(secret), &blob, &blob_size, policy));
+        /* A signing key where the SRK belongs (the opening read of the SRK is the only one now: its template
+         * is checked on what that read returned). */
+        c = tpm2_context_unref(c); /* swtpm serves one connection at a time */
+        ASSERT_OK(asprintf(&ctx, "%s/foreign.ctx", t->dir));
+        create[10] = ctx;
+        evict[6] = ctx;
+        ASSERT_EQ(test_run(evict_srk, NULL), 0);
+        ASSERT_EQ(test_run(create, NULL), 0);
+        ASSERT_EQ(test_run(evict, NULL), 0);
+        ASSERT_EQ(test_run(flush, NULL), 0); /* tpm2-tools leave the primary loaded (no resource manager) */
+        ASSERT_OK(unlink(ctx));
+
+        c = open_tpm(t);
+        ASSERT_ERROR(tpm2_unseal(c, UINT32_C(1) << 7, policy, blob, blob_size, &out, &out_size), EBADMSG);
+        ASSERT_NOT_NULL(strstr(tpm2_context_last_error(c), "is not our"));
+        ASSERT_ERROR(tpm2_srk_serialize(c, true, &srk, &srk_size), EBADMSG);
+        ASSERT_NULL(out);
+}
+
 static int checkquote(const char *dir, const char *nonce_hex) {
         _cleanup_free_ char *ak = NULL, *msg = NULL, *sig = NULL, *pcrs = NULL;
         char *argv[] = { (char *) "tpm2_checkquote", (char *) "-u", NULL, (char *) "-m", NULL, (char *) "-s", NULL,

@@ -16,6 +16,7 @@
 #include "encoding.h"
 #include "evetrust.pb-c.h"
 #include "log.h"
+#include "luks2-util.h"
 #include "memory-util.h"
 #include "paths.h"
 #include "proto-util.h"
@@ -785,7 +786,8 @@ static void job_finish(Job *j, int exit_code, int signal_no) {
                 if (ok) {
                         v->state = VAULT_LOCKED;
                         v->unlock_method = UNLOCK_NONE;
-                }
+                } else
+                        v->state = VAULT_ERROR; /* kept only when its place holds something else */
                 break;
         case JOB_UNLOCK:
         case JOB_INSPECT:
@@ -908,24 +910,61 @@ static int queue_unlock(Vault *v) {
         return 0;
 }
 
-static int create_default(Manager *m, const char *name, uint64_t size) {
-        Vault *v;
-        Job *j;
-        int r;
+/* Queues the creation of a vault the daemon makes by itself (a default one, or one on a blank partition),
+ * opened at once through the TPM. */
+static int queue_create(Vault *v, uint64_t size) {
+        Job *j = job_new(v, JOB_CREATE, NULL);
 
-        r = manager_add_vault(m, name, size, &v);
-        if (r < 0)
-                return r;
-        j = job_new(v, JOB_CREATE, NULL);
         if (!j)
                 return -ENOMEM;
         j->size = size;
         j->key_source = KEY_SOURCE_TPM;
         j->chain_unlock = true;
         v->state = VAULT_CREATING;
-        log_info("Creating the default vault %s (%" PRIu64 " MiB).", name, size >> 20);
         job_enqueue(j);
         return 0;
+}
+
+static int create_default(Manager *m, const char *name, uint64_t size) {
+        Vault *v;
+        int r;
+
+        r = manager_add_vault(m, name, size, &v);
+        if (r < 0)
+                return r;
+        log_info("Creating the default vault %s (%" PRIu64 " MiB).", name, size >> 20);
+        return queue_create(v, size);
+}
+
+/* A vault on a partition (docs/VAULTS.md "Partitions"): <image dir>/<name>.img is a symlink to the block
+ * device. One with a LUKS2 header is a vault like any other; a blank one is made a vault (the worker refuses
+ * a partition that holds anything); a symlink to anything else is left alone. */
+static int start_partition_vault(Manager *m, const char *file, const char *name) {
+        _cleanup_free_ char *path = eve_path_join(EVE_PATH_VAULT_IMG, file);
+        struct crypt_device *cd = NULL;
+        uint64_t size = 0;
+        Vault *v;
+        int r;
+
+        if (!path)
+                return log_oom();
+        r = vault_image_block_device(path, &size);
+        if (r <= 0) {
+                if (r < 0)
+                        log_warning_errno(r, "Ignoring %s: %m", path);
+                else
+                        log_warning("Ignoring %s: a symlink, but not to a block device.", path);
+                return 0;
+        }
+        r = manager_add_vault(m, name, size, &v);
+        if (r < 0)
+                return log_error_errno(r, "Cannot add vault %s: %m", name);
+        r = luks2_open(path, &cd);
+        luks2_crypt_freep(&cd);
+        if (r != -EMEDIUMTYPE)
+                return 0; /* a vault already (or a damaged one: its unlock says why) */
+        log_info("Creating vault %s on the partition %s (%" PRIu64 " MiB).", name, path, size >> 20);
+        return queue_create(v, size) < 0 ? log_oom() : 0;
 }
 
 int manager_start(Manager *m) {
@@ -956,7 +995,15 @@ int manager_start(Manager *m) {
                         log_warning("Ignoring %s/%s: not a vault name.", dir, de->d_name);
                         continue;
                 }
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (S_ISLNK(st.st_mode)) {
+                        r = start_partition_vault(m, de->d_name, name);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (!S_ISREG(st.st_mode))
                         continue;
                 r = manager_add_vault(m, name, (uint64_t) st.st_size, &v);
                 if (r < 0)

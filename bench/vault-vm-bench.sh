@@ -52,7 +52,6 @@ series() { sed -n "s/^# bench $1 //p" "$vm/results.log"; }
 read -r -a w <<<"$(series worker)"
 read -r -a p <<<"$(series worker-pending)"
 read -r -a s <<<"$(series stock)"
-read -r -a tc <<<"$(series worker-tcti)"
 if [ ${#w[@]} -eq 0 ] || [ ${#p[@]} -eq 0 ] || [ ${#s[@]} -eq 0 ]; then
         echo "vault-vm-bench: no timings from the guest" >&2
         cat "$vm/results.log" >&2
@@ -61,12 +60,10 @@ fi
 read -r wm wmin <<<"$(stats "${w[@]}")"
 read -r pm pmin <<<"$(stats "${p[@]}")"
 read -r sm smin <<<"$(stats "${s[@]}")"
-read -r tm tmin <<<"$(stats "${tc[@]}")"
 echo "vault unlock through the TPM to a dm-crypt mapping, in the guest (QEMU TCG, swtpm), per run (ms):"
 row() { printf '  %-52s median %6s  min %6s  (%s runs)\n' "$1" "$2" "$3" "$4"; }
 row "eve-vault-worker unlock --map (escrow confirmed)" "$wm" "$wmin" "${#w[@]}"
 row "eve-vault-worker unlock --map (escrow pending)" "$pm" "$pmin" "${#p[@]}"
-row "eve-vault-worker unlock --map (TCTI as library file)" "$tm" "$tmin" "${#tc[@]}"
 row "systemd-cryptsetup attach … tpm2-device=auto" "$sm" "$smin" "${#s[@]}"
 prof=''
 for n in start inspect keycheck stock-start; do

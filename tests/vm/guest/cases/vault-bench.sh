@@ -44,12 +44,6 @@ for _ in $(seq "$rounds"); do pair worker-pending; done
 vw confirm confirm --image "$img" --generation 1
 check bench-confirm json_true confirm .ok '.escrow == "confirmed"'
 for _ in $(seq "$rounds"); do pair worker; done
-# The TCTI named by its library file: tss2's loader then skips its search for a library called "device"
-# (~40 failed opens along the library path; systemd dlopens libtss2-tcti-device.so.0 directly).
-for _ in $(seq "$rounds"); do
-        EVE_TPM2_TCTI=libtss2-tcti-device.so.0:/dev/tpmrm0 timed worker-tcti worker_unlock
-        cryptsetup close bench-w || bad=1
-done
 # Where the worker's time goes: process start (--help), LUKS2 header and tokens (inspect), + TPM unseal and
 # keyslot check (unlock without --map); the rest of "worker" is activation.
 for _ in 1 2 3; do
@@ -58,7 +52,7 @@ for _ in 1 2 3; do
         timed keycheck "$worker" unlock --image "$img"
         timed stock-start "$stock" --help
 done
-for s in worker worker-pending worker-tcti stock start inspect keycheck stock-start; do note "bench $s${series[$s]}"; done
+for s in worker worker-pending stock start inspect keycheck stock-start; do note "bench $s${series[$s]}"; done
 
 # One traced unlock of each (credential eve.vm.bench.trace=1): every debug line of the tool, libcryptsetup and
 # libdevmapper, prefixed with the milliseconds since the process started (taken as each line arrives), to see

@@ -236,10 +236,18 @@ TEST(controller_vault_created_locked_unlocked_rotated_resealed_deleted) {
         ASSERT_EQ(vt_get_u64("app1", "KeyGeneration"), 2);
         /* The journal says so too (a restart does not rotate again). */
         journal = root_file(d, "persist/vault-images/controller-vaults.json");
+        free(text);
         text = read_text(journal);
         vt_assert_contains(text, "\"done_generation\":2");
         free(text);
         text = NULL;
+        d = current = vt_daemon_restart(d, NULL);
+        assert_quiet("app1");
+        ASSERT_EQ(vt_get_u64("app1", "KeyGeneration"), 2);
+        {
+                _cleanup_free_ char *op = vt_get_str("app1", "LastOperation");
+                ASSERT_STREQ(op, "unlock");
+        }
         {
                 VtEntries keys = {}, one = {};
                 const VtEntry *x;

@@ -463,6 +463,8 @@ static int call_denied(void *userdata) {
                             0);
         else if (streq(c->types, "sau"))
                 r = vt_call(c->path, c->iface, c->method, &error, NULL, "sau", "", 0);
+        else if (streq(c->types, "a(ssstsauust)a(ss)"))
+                r = vt_call(c->path, c->iface, c->method, &error, NULL, "a(ssstsauust)a(ss)", 0, 0);
         else
                 r = vt_call(c->path, c->iface, c->method, &error, NULL, "a(uay)", 0);
         if (r >= 0)
@@ -501,6 +503,7 @@ TEST(unprivileged_callers_denied_reads_allowed) {
                         { VT_MANAGER, VT_MANAGER_IFACE, "GetEscrowKeys", NULL },
                         { VT_MANAGER, VT_MANAGER_IFACE, "ConfirmEscrow", "a(uay)" },
                         { VT_MANAGER, VT_MANAGER_IFACE, "SubmitKeys", "a(uay)" },
+                        { VT_MANAGER, VT_MANAGER_IFACE, "ApplyConfig", "a(ssstsauust)a(ss)" },
                         { path, VT_IFACE, "Unlock", NULL },
                         { path, VT_IFACE, "Lock", NULL },
                         { path, VT_IFACE, "ChangeKey", "sau" },

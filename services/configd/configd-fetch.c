@@ -2,8 +2,9 @@
 /* The fetch loop: ConfigRequest{configHash, integrity_token} to /id/<uuid>/config at start, every
  * fetch_interval, and on Refresh(). /certs again at once when controllercert_confighash changes or a new
  * config's cipher context names a controller certificate that is not stored, at most once per
- * CERTS_REFETCH_MIN (a cause inside that window waits for its end); after it, ECDH certificates that neither
- * /certs nor the current config names are removed. 200 → a new config (the controller client has verified
+ * CERTS_REFETCH_MIN (a cause inside that window waits for its end). A config naming an unstored certificate
+ * is applied (and the fetch ends) when that /certs is in. After it, ECDH certificates that neither /certs nor
+ * the current config names are removed. 200 → a new config (the controller client has verified
  * the response's signature before we see a byte); 304 → keep; 403 → org.eve.Attest.Restart() and back off;
  * 503, no answer and other refusals → back off: fetch_retry doubling per failure up to fetch_interval, ±25 %
  * jitter. When attestation completes after a 403 (org.eve.Attest State → COMPLETE), fetch at once. */
@@ -131,6 +132,7 @@ static int on_restart_reply(sd_bus_message *reply, void *userdata, sd_bus_error 
 }
 
 static bool config_names_unknown_cert(const Config *cfg);
+static int certs_refetch(Manager *m, const char *why);
 
 static void on_config_reply(ControllerClient *c, int error, const ControllerReply *reply, void *userdata) {
         _cleanup_(config_freep) Config *cfg = NULL;
@@ -187,11 +189,17 @@ static void on_config_reply(ControllerClient *c, int error, const ControllerRepl
         old_certs = m->config && m->config->response->config
                         ? m->config->response->config->controllercert_confighash
                         : NULL;
-        if (old_certs && !streq_ptr(old_certs, cfg->response->config->controllercert_confighash))
+        if (config_names_unknown_cert(cfg)) {
+                /* Its secrets need a certificate we do not have: apply it when /certs is in, so that they
+                 * decrypt from the first request on (the fetch ends, and Refresh() answers, then). */
+                if (certs_refetch(m, "a cipher context names an unknown controller certificate") > 0) {
+                        config_free(m->pending_config);
+                        m->pending_config = TAKE_PTR(cfg);
+                        return;
+                }
+        } else if (old_certs && !streq_ptr(old_certs, cfg->response->config->controllercert_confighash))
                 manager_certs_refetch(
                                 m, "the controller's certificate set changed (controllercert_confighash)");
-        else if (config_names_unknown_cert(cfg))
-                manager_certs_refetch(m, "a cipher context names an unknown controller certificate");
         (void) manager_set_config(m, TAKE_PTR(cfg), CONFIG_ORIGIN_CONTROLLER);
         fetch_end(m, FETCH_UPDATED, NULL);
 }
@@ -236,8 +244,8 @@ static int on_token(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
 static void fetch_begin(Manager *m) {
         int r;
 
-        if (m->fetch_request || m->token_slot)
-                return; /* one at a time */
+        if (m->fetch_request || m->token_slot || m->pending_config)
+                return; /* one at a time (a pending config waits for its /certs) */
         m->last_attempt = now_usec(CLOCK_REALTIME);
         m->fetches++;
         if (client_ensure(m) < 0)
@@ -336,12 +344,17 @@ static void on_certs(ControllerClient *c, int error, const ControllerReply *repl
         Manager *m = userdata;
 
         m->certs_request = NULL;
-        if (error < 0) {
+        if (error < 0)
                 log_warning("Fetching /certs failed: %s", controller_client_last_error(c));
-                return;
+        else
+                log_info("Fetched the controller's certificates again.");
+        if (m->pending_config) {
+                /* Applied either way: a secret whose certificate is still missing says so when asked. */
+                (void) manager_set_config(m, TAKE_PTR(m->pending_config), CONFIG_ORIGIN_CONTROLLER);
+                fetch_end(m, FETCH_UPDATED, NULL);
         }
-        log_info("Fetched the controller's certificates again.");
-        certs_prune(m, reply);
+        if (error >= 0)
+                certs_prune(m, reply);
 }
 
 static int on_certs_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -350,10 +363,18 @@ static int on_certs_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 void manager_certs_refetch(Manager *m, const char *why) {
+        (void) certs_refetch(m, why);
+}
+
+/* 1 when a /certs request is under way (started now or before), 0 when it waits for the bound or cannot
+ * start. */
+static int certs_refetch(Manager *m, const char *why) {
         uint64_t now = now_usec(CLOCK_MONOTONIC);
 
-        if (!m->fetch_enabled || m->certs_request || !m->client)
-                return;
+        if (m->certs_request)
+                return 1;
+        if (!m->fetch_enabled || !m->client)
+                return 0;
         if (m->certs_refetch_at != 0 && now - m->certs_refetch_at < CERTS_REFETCH_MIN) {
                 /* Bounded, never dropped: once the window is over. */
                 uint64_t at = m->certs_refetch_at + CERTS_REFETCH_MIN;
@@ -374,12 +395,15 @@ void manager_certs_refetch(Manager *m, const char *why) {
                         (void) sd_event_source_set_time(m->certs_timer, at);
                         (void) sd_event_source_set_enabled(m->certs_timer, SD_EVENT_ONESHOT);
                 }
-                return;
+                return 0;
         }
         m->certs_refetch_at = now;
         log_info("Fetching /certs again: %s.", why);
-        if (controller_client_fetch_certs(m->client, on_certs, m, &m->certs_request) < 0)
+        if (controller_client_fetch_certs(m->client, on_certs, m, &m->certs_request) < 0) {
                 log_warning("Cannot fetch /certs: %s", controller_client_last_error(m->client));
+                return 0;
+        }
+        return 1;
 }
 
 /* ---- attestation completing → fetch at once after a 403 ---- */

@@ -89,6 +89,7 @@ Manager *manager_free(Manager *m) {
         if (m->credsock_path)
                 (void) unlink(m->credsock_path);
         config_free(m->config);
+        config_free(m->pending_config);
         cipher_key_free(m->key);
         acl_config_free(m->acl);
         free(m->tcti);

@@ -100,6 +100,7 @@ typedef struct Manager {
         /* The controller. */
         ControllerClient *client;
         ControllerRequest *fetch_request, *certs_request, *info_request;
+        Config *pending_config; /* a new config naming unstored certificates, applied when /certs is in */
         sd_bus_slot *token_slot;
         sd_event_source *fetch_timer, *info_timer, *certs_timer;
         unsigned fetch_failures; /* consecutive, for the backoff */

@@ -163,21 +163,8 @@ static int journal_save(Manager *m) {
         return 0;
 }
 
-static const char *jstr(json_object *o, const char *k) {
-        json_object *v;
-        return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
-                        ? json_object_get_string(v)
-                        : NULL;
-}
-
 static uint64_t ju64(json_object *o, const char *k) {
-        json_object *v;
-        int64_t x;
-
-        if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_int))
-                return 0;
-        x = json_object_get_int64(v);
-        return x > 0 ? (uint64_t) x : 0;
+        return (uint64_t) MAX(jint(o, k, 0), 0);
 }
 
 int manager_load_configs(Manager *m) {

@@ -625,7 +625,7 @@ static void manager_dispatch(Manager *m) {
 
 /* ---- results ---- */
 
-static const char *jstr(json_object *o, const char *k) {
+const char *jstr(json_object *o, const char *k) {
         json_object *v;
         return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
                         ? json_object_get_string(v)
@@ -635,7 +635,7 @@ static bool jbool(json_object *o, const char *k) {
         json_object *v;
         return json_object_object_get_ex(o, k, &v) && json_object_get_boolean(v);
 }
-static int64_t jint(json_object *o, const char *k, int64_t def) {
+int64_t jint(json_object *o, const char *k, int64_t def) {
         json_object *v;
         return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_int)
                         ? json_object_get_int64(v)

@@ -218,6 +218,12 @@ void vault_start_mount_unit(Vault *v);
 /* Stops the vault's mount unit (waiting for systemd's job), then queues j. */
 void job_enqueue_after_unmount(Job *j);
 
+/* The worker's result and the convergence journal (json-c): a string member or NULL; an integer member or
+ * def. */
+struct json_object;
+const char *jstr(struct json_object *o, const char *k);
+int64_t jint(struct json_object *o, const char *k, int64_t def);
+
 /* vaultd-converge.c */
 /* Reads the journal (at start, before the first unlocks). */
 int manager_load_configs(Manager *m);

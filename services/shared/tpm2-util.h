@@ -61,10 +61,10 @@ uint64_t tpm2_context_commands(const Tpm2Context *c);
 const char *tpm2_context_last_error(const Tpm2Context *c);
 bool tpm2_context_supports_aes_cfb(const Tpm2Context *c);
 /* The authValue of the device identity key (at most 32 bytes; size 0: empty, the default). This context gives
- * it to the device key it creates (tpm2_key_ensure) and proves it with every signature of that key through a
- * session salted by the SRK (the value never crosses the bus in clear). The controller binding
- * (controller-certs.h) derives it from the controller root CA and address. The key has noDA: a wrong value
- * gets -EACCES and never counts towards the dictionary-attack lockout. Copied; wiped when the context goes. */
+ * it to the device key it creates (tpm2_key_ensure) and presents it with every signature of that key (a
+ * password session: the controller binding (controller-certs.h) derives it from the controller root CA and
+ * address, public files, so it is not a secret to hide from the bus). The key has noDA: a wrong value gets
+ * -EACCES and never counts towards the dictionary-attack lockout. Copied; wiped when the context goes. */
 int tpm2_context_set_device_auth(Tpm2Context *c, const void *auth, size_t size);
 
 /* Runs TPM2_SelfTest(full) and GetTestResult: 0 when the TPM is healthy, -EIO with last_error otherwise. */

@@ -19,6 +19,7 @@ typedef struct CountingTcti {
         TSS2_TCTI_CONTEXT_COMMON_V1 common;
         TSS2_TCTI_CONTEXT *inner;
         uint64_t *counter;
+        uint64_t *rsa_keygens;
 } CountingTcti;
 
 struct Tpm2Context {
@@ -27,6 +28,7 @@ struct Tpm2Context {
         TSS2_TCTI_CONTEXT *inner;
         ESYS_CONTEXT *esys;
         uint64_t n_commands;
+        uint64_t n_rsa_keygens;
         bool aes_cfb;
         ESYS_TR srk; /* cached, ESYS_TR_NONE until first use */
         char *last_error;
@@ -58,9 +60,44 @@ static void esys_freep(void *p) {
 }
 #define _cleanup_esys_ _cleanup_(esys_freep)
 
+static uint32_t be_read(const uint8_t *p, size_t n) {
+        uint32_t v = 0;
+        for (size_t i = 0; i < n; i++)
+                v = v << 8 | p[i];
+        return v;
+}
+
+/* Whether a marshalled command has the TPM generate an RSA key (TPM2_CreatePrimary, Create or CreateLoaded with
+ * an RSA template): seconds on a real TPM, and what no boot path may do. Layout: header (tag, size, code), the
+ * one handle, the authorization area when tagged with sessions, TPM2B_SENSITIVE_CREATE, then the template
+ * (TPM2B_PUBLIC or TPM2B_TEMPLATE), whose first field is the algorithm. */
+static bool command_generates_rsa_key(size_t size, const uint8_t *cmd) {
+        size_t off = 10 + 4;
+        uint32_t cc;
+
+        if (size < off)
+                return false;
+        cc = be_read(cmd + 6, 4);
+        if (cc != TPM2_CC_CreatePrimary && cc != TPM2_CC_Create && cc != TPM2_CC_CreateLoaded)
+                return false;
+        if (be_read(cmd, 2) == TPM2_ST_SESSIONS) {
+                if (size < off + 4)
+                        return false;
+                off += 4 + be_read(cmd + off, 4);
+        }
+        if (size < off + 2)
+                return false;
+        off += 2 + be_read(cmd + off, 2); /* inSensitive */
+        if (size < off + 4)
+                return false;
+        return be_read(cmd + off + 2, 2) == TPM2_ALG_RSA;
+}
+
 static TSS2_RC counting_transmit(TSS2_TCTI_CONTEXT *ctx, size_t size, const uint8_t *command) {
         CountingTcti *t = (CountingTcti *) ctx;
         (*t->counter)++;
+        if (command_generates_rsa_key(size, command))
+                (*t->rsa_keygens)++;
         return Tss2_Tcti_Transmit(t->inner, size, command);
 }
 static TSS2_RC counting_receive(TSS2_TCTI_CONTEXT *ctx, size_t *size, uint8_t *response, int32_t timeout) {
@@ -142,6 +179,10 @@ static int tpm2_fail(Tpm2Context *c, TSS2_RC rc, const char *what) {
 
 const char *tpm2_context_last_error(const Tpm2Context *c) {
         return c && c->last_error ? c->last_error : "";
+}
+
+uint64_t tpm2_context_rsa_keygens(const Tpm2Context *c) {
+        return c->n_rsa_keygens;
 }
 
 uint64_t tpm2_context_commands(const Tpm2Context *c) {
@@ -254,6 +295,7 @@ int tpm2_context_new(const char *tcti, Tpm2Context **ret) {
                 },
                 .inner = c->inner,
                 .counter = &c->n_commands,
+                .rsa_keygens = &c->n_rsa_keygens,
         };
 
         rc = Esys_Initialize(&c->esys, (TSS2_TCTI_CONTEXT *) &c->tcti, NULL);

@@ -57,6 +57,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Tpm2Context *, tpm2_context_unref);
 
 /* Number of TPM commands sent through this context so far (every TCTI transmit is one command). */
 uint64_t tpm2_context_commands(const Tpm2Context *c);
+/* How many of them had the TPM generate an RSA key (CreatePrimary, Create or CreateLoaded with an RSA
+ * template): seconds each on a real TPM; no boot path may do it (docs/PERFORMANCE.md). */
+uint64_t tpm2_context_rsa_keygens(const Tpm2Context *c);
 /* Text of the last failure in this context (decoded TSS return code or our own reason), or "" if none. */
 const char *tpm2_context_last_error(const Tpm2Context *c);
 bool tpm2_context_supports_aes_cfb(const Tpm2Context *c);

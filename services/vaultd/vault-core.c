@@ -990,6 +990,7 @@ int vault_create(
                                 strerror(-r));
         }
         progress(req, "format", 1, 1);
+        vault_crash_point("formatted"); /* a creation interrupted before its tokens (tests) */
         t->keyslot = slot;
         r = seal_to_slot(c, cd, slot, KEY_SOURCE_TPM, secret, pcr_mask, t->pcr_values);
         if (r < 0) {

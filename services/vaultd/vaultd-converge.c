@@ -16,6 +16,7 @@
 #include <pwd.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bus-util.h"
 #include "crypto-util.h"
@@ -125,6 +126,7 @@ static json_object *config_to_json(const VaultConfig *c) {
         json_object_object_add(o, "done_generation", json_object_new_int64((int64_t) c->done_generation));
         json_object_object_add(o, "rotating_to", json_object_new_int64((int64_t) c->rotating_to));
         json_object_object_add(o, "rotate_base", json_object_new_int64((int64_t) c->rotate_base));
+        json_object_object_add(o, "creating", json_object_new_boolean(c->creating));
         return o;
 }
 
@@ -217,6 +219,8 @@ int manager_load_configs(Manager *m) {
                         c->done_generation = ju64(e, "done_generation");
                         c->rotating_to = ju64(e, "rotating_to");
                         c->rotate_base = ju64(e, "rotate_base");
+                        c->creating = json_object_object_get_ex(e, "creating", &b) &&
+                                        json_object_get_boolean(b);
                         m->n_configs++;
                 }
         }
@@ -521,6 +525,8 @@ int manager_apply_config(Manager *m, sd_bus_message *msg, sd_bus_error *error) {
                         a->done_generation = old->done_generation;
                         a->rotating_to = old->rotating_to;
                         a->rotate_base = old->rotate_base;
+                        a->creating = old->creating;
+                        a->recreated = old->recreated;
                         /* A new entry version is a new chance for what failed before. */
                         a->blocked = old->blocked && streq(old->version, c->version);
                         a->unlock_tried = old->unlock_tried && old->locked == c->locked &&
@@ -646,6 +652,35 @@ static bool start(Manager *m, Job *j, bool after_unmount) {
         return true;
 }
 
+/* A creation of ours that was interrupted (the worker killed, the daemon stopped mid-way) leaves an image
+ * that is no vault yet: nothing was ever stored in it. Removes it so that the creation starts again — once
+ * per run, and only a regular file (a partition is never touched here). True when v is gone. */
+static bool drop_unfinished(Manager *m, VaultConfig *c, Vault *v) {
+        struct stat st;
+
+        if (!c->creating || c->recreated || v->n_jobs > 0 || v->state != VAULT_ERROR ||
+            (v->uuid[0] && strcasecmp(v->uuid, c->uuid) != 0) ||
+            !(streq(v->last_error_name, VAULT_ERR(VAULT_ERROR_BAD_IMAGE)) ||
+              streq(v->last_error_name, VAULT_ERR(VAULT_ERROR_EXISTS))))
+                return false;
+        if (lstat(v->image, &st) < 0 ? errno != ENOENT : !S_ISREG(st.st_mode))
+                return false;
+        log_notice("Vault %s: its creation was interrupted (%s); removing the unfinished image and creating "
+                   "it "
+                   "again.",
+                   v->name,
+                   v->last_error);
+        if (unlink(v->image) < 0 && errno != ENOENT) {
+                log_warning_errno(errno, "Vault %s: cannot remove %s: %m", v->name, v->image);
+                return false;
+        }
+        c->recreated = true;
+        c->blocked = false;
+        bus_vault_removed(v);
+        manager_remove_vault(m, v);
+        return true;
+}
+
 /* One step for an entry; true when a job was started. */
 static bool converge_one(Manager *m, VaultConfig *c) {
         char source[64];
@@ -654,6 +689,12 @@ static bool converge_one(Manager *m, VaultConfig *c) {
         int r;
 
         config_pcr_source(c, source, sizeof(source));
+        if (v && drop_unfinished(m, c, v))
+                v = NULL;
+        if (v && c->creating && v->uuid[0] && v->n_jobs == 0 && v->state != VAULT_ERROR) {
+                c->creating = false; /* created and read back */
+                (void) journal_save(m);
+        }
         if (!v) {
                 if (manager_find_vault(m, c->name))
                         return false; /* another vault has the name (refused at ApplyConfig) */
@@ -672,6 +713,8 @@ static bool converge_one(Manager *m, VaultConfig *c) {
                 j->pcr_source = strdup(source);
                 j->chain_unlock = !c->locked;
                 c->unlock_tried = true;
+                c->creating = true;
+                (void) journal_save(m); /* before the step */
                 v->state = VAULT_CREATING;
                 log_info("Creating vault %s (%s, %" PRIu64 " MiB, key source %s, PCRs %s) as the controller "
                          "asks.",

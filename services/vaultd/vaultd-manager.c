@@ -607,6 +607,7 @@ static void manager_dispatch(Manager *m) {
                 if (j->vault->removed) {
                         (void) job_reply(j, VAULT_ERROR_NO_SUCH_VAULT, "the vault was deleted");
                         job_free(j);
+                        manager_converge(m); /* the last job of a vault gone may have held it up */
                         continue;
                 }
                 vault_set_busy_state(j->vault, j->type);

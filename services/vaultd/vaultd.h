@@ -185,10 +185,12 @@ struct VaultConfig {
         uint64_t done_generation; /* the key_generation the vault's current key answers */
         uint64_t rotating_to;     /* a key change for this key_generation was started … */
         uint64_t rotate_base;     /* … when the vault's own KeyGeneration was this */
+        bool creating;            /* its creation was started and has not been seen finished */
         /* in memory */
         char *refusal;     /* why the entry was refused ("" or NULL: accepted) */
         bool unlock_tried; /* converging does not retry an unlock that did not open it */
         bool blocked;      /* a converging job failed: nothing more until the entry changes */
+        bool recreated;    /* an unfinished image of an interrupted creation was replaced in this run */
 };
 
 const char *vault_state_to_string(VaultState s);

@@ -288,6 +288,57 @@ TEST(controller_vault_created_locked_unlocked_rotated_resealed_deleted) {
         ASSERT_FALSE(has_vault("app1"));
 }
 
+/* The worker killed in the middle of a controller-ordered creation (LUKS2 formatted, no tokens yet): retried
+ * once in that run, then left alone (the worker keeps dying); at the next start the unfinished image is
+ * replaced and the vault created with the controller's UUID. */
+TEST(interrupted_creation_resumed_at_the_next_start) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        Entry e = { U3, "1", "app3", 32 << 20, "tpm", NULL, 0, 0, "unlocked", 1 };
+        _cleanup_free_ char *img = NULL, *uuid = NULL, *log = NULL;
+        Status st[1];
+        VaultDaemon *d;
+
+        vt_provision(t, 0x23);
+        test_bus_start(NULL);
+        d = current = vt_daemon_start(t, NULL, NULL);
+        test_defer(dump_log, NULL);
+        /* The default vaults exist; from now on every creating worker dies after formatting. */
+        d = vt_daemon_restart(d, "formatted");
+        img = root_file(d, "persist/vault-images/app3.img");
+        apply(&e, 1, st, NULL);
+        ASSERT_STREQ(st[0].refusal, "");
+        /* The creation, its retry after removing the unfinished image, then nothing more. */
+        for (unsigned i = 0; i < 3000; i++) {
+                free(log);
+                log = read_text(d->log);
+                if (strstr(log, "not converging this vault further"))
+                        break;
+                sleep_ms(10);
+        }
+        vt_assert_contains(log, "not converging this vault further");
+        ASSERT_OK(access(img, F_OK));
+        ASSERT_FALSE(has_vault("app3") && vt_get_u64("app3", "KeyGeneration") > 0);
+
+        d = current = vt_daemon_restart(d, NULL);
+        wait_vault("app3");
+        vt_wait_op("app3", "unlock", 0);
+        for (unsigned i = 0; i < 2000; i++) {
+                _cleanup_free_ char *u = vt_get_str("app3", "UUID"),
+                                    *op = vt_get_str("app3", "LastOperation");
+                if (streq(u, U3) && streq(op, "unlock"))
+                        break;
+                sleep_ms(10);
+        }
+        uuid = vt_get_str("app3", "UUID");
+        ASSERT_STREQ(uuid, U3);
+        free(log);
+        log = read_text(d->log);
+        vt_assert_contains(log, "creation was interrupted");
+        assert_open("app3");
+        apply(&e, 1, st, NULL);
+        assert_quiet("app3");
+}
+
 TEST(invalid_entries_refused_alone_and_never_delete) {
         Swtpm *t = test_swtpm_start(0, NULL);
         static const uint32_t no_pcr0[] = { 1, 7 }, pcr5[] = { 0, 5 }, pcr16[] = { 0, 16 };

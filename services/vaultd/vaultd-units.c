@@ -328,6 +328,17 @@ static void remove_stale(Manager *m, bool *changed) {
                                 bound = bound ||
                                                 (streq(m->apps[2 * i], app) &&
                                                  vault_is_configured(m, m->apps[2 * i + 1], NULL));
+                        /* Bound to a vault being deleted: kept until it is gone, so that the application is
+                         * stopped before it. */
+                        if (!bound) {
+                                _cleanup_free_ char *p = NULL, *text = NULL;
+                                size_t size;
+
+                                if (asprintf(&p, "%s/%s/" APP_DROPIN, dir, n) >= 0 &&
+                                    crypto_read_file(p, false, &text, &size) >= 0)
+                                        for (size_t i = 0; i < m->n_deleting; i++)
+                                                bound = bound || strstr(text, m->deleting[i]);
+                        }
                         if (!bound)
                                 remove_dropin(dir, n, APP_DROPIN, changed);
                 } else if (len > 6 && streq(n + len - 6, ".mount")) {
@@ -342,6 +353,13 @@ static void remove_stale(Manager *m, bool *changed) {
                         for (size_t i = 0; i < m->n_configs; i++) {
                                 _cleanup_free_ char *mp = vault_mount_point_of(m->configs[i].name),
                                                     *u = mp ? vault_mount_unit_name(mp) : NULL;
+                                wanted = wanted || streq_ptr(u, n);
+                        }
+                        /* A vault being deleted keeps its mount unit until it is gone: stopping that unit is
+                         * what stops its applications first. */
+                        for (size_t i = 0; i < m->n_deleting; i++) {
+                                Vault *v = manager_find_vault_by_uuid(m, m->deleting[i]);
+                                _cleanup_free_ char *u = v ? vault_mount_unit_name(v->mount_point) : NULL;
                                 wanted = wanted || streq_ptr(u, n);
                         }
                         if (wanted)

@@ -16,6 +16,7 @@
 #include "eveuuid.pb-c.h"
 #include "log.h"
 #include "main-func.h"
+#include "memory-util.h"
 #include "paths.h"
 #include "proto-util.h"
 #include "register.pb-c.h"
@@ -291,6 +292,8 @@ static int run(int argc, char *argv[]) {
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return r;
+        /* It loads the onboarding key (and a TPM-less node's device key): no core dump, no ptrace. */
+        (void) eve_harden_process();
         r = load_serials();
         if (r < 0)
                 return r;

@@ -26,3 +26,21 @@ static inline void bench_report(
                 printf("BENCH\t%s\t%s\t%s\t%.3f\t%s\n", measure, ours, anchor ?: "-", ratio, goal);
         fflush(stdout);
 }
+
+/* A curve: for each size after the first, the time per item against the first size's, goal "<=1.5" (growth
+ * no faster than linear). what: the measure with %u for the size, e.g. "vault recovery per vault, %u vaults
+ * vs 1". */
+static inline void bench_report_curve(
+                const char *what, const unsigned *sizes, const double *per_item_ms, size_t n) {
+        for (size_t k = 1; k < n; k++) {
+                char measure[128], o[32], a[32];
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+                (void) snprintf(measure, sizeof measure, what, sizes[k]);
+#pragma GCC diagnostic pop
+                (void) snprintf(o, sizeof o, "%.2f ms", per_item_ms[k]);
+                (void) snprintf(a, sizeof a, "%.2f ms", per_item_ms[0]);
+                bench_report(measure, o, a, per_item_ms[k] / per_item_ms[0], "<=1.5");
+        }
+}

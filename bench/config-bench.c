@@ -488,17 +488,11 @@ static int scaling(const Node *n, const char *tcti) {
         for (size_t k = 0; k < ELEMENTSOF(counts); k++)
                 printf(" %u: %.2f ms;", counts[k], per_secret[k]);
         printf("\n");
-        for (size_t k = 1; k < ELEMENTSOF(counts); k++) {
-                char measure[96], o[32], a[32];
-
-                (void) snprintf(measure,
-                                sizeof measure,
-                                "config fetch + decrypt per secret, %u vs 1 secret",
-                                counts[k]);
-                (void) snprintf(o, sizeof o, "%.2f ms", per_secret[k]);
-                (void) snprintf(a, sizeof a, "%.2f ms", per_secret[0]);
-                bench_report(measure, o, a, per_secret[k] / per_secret[0], "<=1.5");
-        }
+        bench_report_curve(
+                        "config fetch + decrypt per secret, %u vs 1 secret",
+                        counts,
+                        per_secret,
+                        ELEMENTSOF(counts));
         return 0;
 }
 

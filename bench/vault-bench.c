@@ -208,18 +208,9 @@ static int scaling(Tpm2Context *c, const char *tcti, const char *dir) {
         for (size_t k = 0; k < ELEMENTSOF(counts); k++)
                 printf(" %u: %.2f ms, %" PRIu64 " commands;", counts[k], per_vault[k], commands[k]);
         printf("\n");
-        for (size_t k = 1; k < ELEMENTSOF(counts); k++) {
-                char measure[96], o[32], a[32];
-
-                (void) snprintf(measure,
-                                sizeof measure,
-                                "vault recovery per vault, %u vaults vs 1",
-                                counts[k]);
-                (void) snprintf(o, sizeof o, "%.2f ms", per_vault[k]);
-                (void) snprintf(a, sizeof a, "%.2f ms", per_vault[0]);
-                /* Linear growth: the time per vault stays within noise of one vault's. */
-                bench_report(measure, o, a, per_vault[k] / per_vault[0], "<=1.5");
-        }
+        /* Linear growth: the time per vault stays within noise of one vault's. */
+        bench_report_curve(
+                        "vault recovery per vault, %u vaults vs 1", counts, per_vault, ELEMENTSOF(counts));
         return 0;
 }
 

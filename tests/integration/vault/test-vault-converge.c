@@ -275,6 +275,32 @@ TEST(controller_vault_created_locked_unlocked_rotated_resealed_deleted) {
         apply(&e, 1, st, apps);
         assert_quiet("app1");
 
+        /* Another key source: a key change, recorded as requested until the controller's share arrives. */
+        {
+                _cleanup_free_ char *rq = NULL, *rs = NULL, *ks = NULL;
+                VtEntries keys = {}, one = {};
+
+                /* The PCR change waits for its escrow to be confirmed first. */
+                vt_get_escrow_keys(&keys);
+                ASSERT_NOT_NULL(vt_find_escrow(&keys, U1));
+                vt_entries_add(&one, vt_find_escrow(&keys, U1));
+                since = vt_get_u64("app1", "LastOperationTime");
+                ASSERT_OK(vt_send_entries("ConfirmEscrow", &one, NULL, NULL));
+                vt_entries_done(&keys);
+                vt_entries_done(&one);
+                e.version = "6", e.source = "tpm+controller";
+                apply(&e, 1, st, apps);
+                vt_wait_op("app1", "rotate", since);
+                rq = vt_get_str("app1", "Rotation");
+                rs = vt_get_str("app1", "RequestedKeySource");
+                ks = vt_get_str("app1", "KeySource");
+                ASSERT_STREQ(rq, "requested");
+                ASSERT_STREQ(rs, "tpm+controller");
+                ASSERT_STREQ(ks, "tpm");
+                apply(&e, 1, st, apps);
+                assert_quiet("app1");
+        }
+
         /* Removed: deleted, the image gone, its units gone. */
         img = root_file(d, "persist/vault-images/app1.img");
         ASSERT_OK(access(img, F_OK));

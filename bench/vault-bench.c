@@ -172,37 +172,41 @@ static int scaling(Tpm2Context *c, const char *tcti, const char *dir) {
                 if (r < 0)
                         return log_error_errno(r, "vault_confirm: %s", res.reason ?: "failed");
         }
+        /* Each round: 16 boots of 1 vault, 4 of 4 vaults, 1 of 16, so that every N has as many recoveries
+         * and all see the same machine (it is shared and noisy). */
+        unsigned rounds = MAX(arg_rounds / 10, 3u), n_times[ELEMENTSOF(counts)] = {};
+        _cleanup_free_ double *times = calloc(ELEMENTSOF(counts) * rounds * 16, sizeof(double));
+        uint64_t n[ELEMENTSOF(counts)] = {};
+
+        if (!times)
+                return log_oom();
+        for (unsigned round = 0; round < rounds; round++)
+                for (size_t k = 0; k < ELEMENTSOF(counts); k++)
+                        for (unsigned boot = 0; boot < 16 / counts[k]; boot++)
+                                for (unsigned i = 0; i < counts[k]; i++) {
+                                        _cleanup_(tpm2_context_unrefp) Tpm2Context *w = NULL;
+                                        double t0 = bench_now_ms();
+                                        Series one = {};
+
+                                        r = tpm2_context_new(tcti, &w);
+                                        if (r < 0)
+                                                return log_error_errno(
+                                                                r,
+                                                                "No TPM: %s",
+                                                                w ? tpm2_context_last_error(w) : "");
+                                        r = recover(w, images[i], &one);
+                                        if (r < 0)
+                                                return r;
+                                        times[(k * rounds * 16) + n_times[k]++] = bench_now_ms() - t0;
+                                        n[k] += tpm2_context_commands(w);
+                                }
         for (size_t k = 0; k < ELEMENTSOF(counts); k++) {
-                /* The same number of recoveries for every N (48 by default): 48 boots of 1 vault, 12 of 4,
-                 * 3 of 16. */
-                unsigned rounds = MAX(arg_rounds / 10, 3u) * 16 / counts[k], n_times = 0;
-                _cleanup_free_ double *times = calloc(rounds * counts[k], sizeof(double));
-                uint64_t n = 0;
+                double *t = times + k * rounds * 16;
 
-                if (!times)
-                        return log_oom();
-                for (unsigned round = 0; round < rounds; round++)
-                        for (unsigned i = 0; i < counts[k]; i++) {
-                                _cleanup_(tpm2_context_unrefp) Tpm2Context *w = NULL;
-                                double t0 = bench_now_ms();
-                                Series one = {};
-
-                                r = tpm2_context_new(tcti, &w);
-                                if (r < 0)
-                                        return log_error_errno(
-                                                        r,
-                                                        "No TPM: %s",
-                                                        w ? tpm2_context_last_error(w) : "");
-                                r = recover(w, images[i], &one);
-                                if (r < 0)
-                                        return r;
-                                times[n_times++] = bench_now_ms() - t0;
-                                n += tpm2_context_commands(w);
-                        }
                 /* The median: on a shared machine a few recoveries stall for hundreds of ms. */
-                qsort(times, n_times, sizeof(double), cmp_double);
-                per_vault[k] = times[n_times / 2];
-                commands[k] = n / n_times;
+                qsort(t, n_times[k], sizeof(double), cmp_double);
+                per_vault[k] = t[n_times[k] / 2];
+                commands[k] = n[k] / n_times[k];
         }
         printf("  boot unlock of N vaults, one after the other, a TPM context each (median per vault):");
         for (size_t k = 0; k < ELEMENTSOF(counts); k++)

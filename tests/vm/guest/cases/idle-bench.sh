@@ -17,6 +17,7 @@ window=${window:-60}
 evc=/usr/local/bin/evc
 [ -x "$evc" ] || evc=/usr/bin/evc
 if [ -d /var/lib/eve-vm-evc ] && ! systemctl -q is-active eve-vm-evc.service; then
+        systemctl reset-failed eve-vm-evc.service 2>/dev/null || true
         systemd-run --unit=eve-vm-evc --quiet "$evc" serve --dir /var/lib/eve-vm-evc --listen 127.0.0.1:14443 ||
                 note "evc did not start again"
 fi

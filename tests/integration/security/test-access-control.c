@@ -320,9 +320,10 @@ TEST(every_mutating_method_denied_to_an_unprivileged_caller) {
                         }
                         calls++;
                         r = test_call_as("nobody", call_as_nobody, &c);
-                        if (r == 2)
+                        if (r == 2) {
                                 denied++;
-                        else {
+                                printf("denied: %s.%s\n", c.interface, c.member);
+                        } else {
                                 wrong++;
                                 fprintf(stderr,
                                         "NOT DENIED: %s %s.%s(%s) as nobody (result %d)\n",

@@ -191,6 +191,35 @@ int luks2_activate(struct crypt_device *cd, const char *name, int keyslot, const
         return r;
 }
 
+int luks2_volume_key_get_by_passphrase(
+                struct crypt_device *cd,
+                int keyslot,
+                const char *passphrase,
+                size_t len,
+                uint8_t **ret_vk,
+                size_t *ret_vk_size) {
+        _cleanup_secret_ uint8_t *vk = NULL;
+        size_t vk_size;
+        int r, vks;
+
+        if (!passphrase || len == 0)
+                return -EINVAL;
+        vks = crypt_get_volume_key_size(cd);
+        if (vks <= 0)
+                return -EINVAL;
+        vk_size = (size_t) vks;
+        vk = eve_secret_alloc(vk_size);
+        if (!vk)
+                return -ENOMEM;
+        r = crypt_volume_key_get(
+                        cd, keyslot < 0 ? CRYPT_ANY_SLOT : keyslot, (char *) vk, &vk_size, passphrase, len);
+        if (r < 0)
+                return r;
+        *ret_vk = TAKE_PTR(vk);
+        *ret_vk_size = vk_size;
+        return r;
+}
+
 int luks2_volume_key_get(
                 struct crypt_device *cd,
                 int keyslot,
@@ -199,27 +228,13 @@ int luks2_volume_key_get(
                 uint8_t **ret_vk,
                 size_t *ret_vk_size) {
         _cleanup_secret_ char *pass = NULL;
-        _cleanup_secret_ uint8_t *vk = NULL;
-        size_t pass_len, vk_size;
-        int r, vks;
+        size_t pass_len;
+        int r;
 
-        vks = crypt_get_volume_key_size(cd);
-        if (vks <= 0)
-                return -EINVAL;
-        vk_size = (size_t) vks;
         r = passphrase_from_secret(secret, secret_size, &pass, &pass_len);
         if (r < 0)
                 return r;
-        vk = eve_secret_alloc(vk_size);
-        if (!vk)
-                return -ENOMEM;
-        r = crypt_volume_key_get(
-                        cd, keyslot < 0 ? CRYPT_ANY_SLOT : keyslot, (char *) vk, &vk_size, pass, pass_len);
-        if (r < 0)
-                return r;
-        *ret_vk = TAKE_PTR(vk);
-        *ret_vk_size = vk_size;
-        return r;
+        return luks2_volume_key_get_by_passphrase(cd, keyslot, pass, pass_len, ret_vk, ret_vk_size);
 }
 
 int luks2_activate_by_volume_key(struct crypt_device *cd, const char *name, const void *vk, size_t vk_size) {
@@ -253,6 +268,26 @@ int luks2_add_keyslot(struct crypt_device *cd, const void *old_secret, size_t ol
                 return r;
         set_minimal_pbkdf(cd);
         return crypt_keyslot_add_by_passphrase(cd, CRYPT_ANY_SLOT, old_pass, old_len, new_pass, new_len);
+}
+
+int luks2_add_passphrase_keyslot(
+                struct crypt_device *cd, const void *vk, size_t vk_size, const char *passphrase, size_t len) {
+        if (!vk || vk_size == 0 || !passphrase || len == 0)
+                return -EINVAL;
+        set_minimal_pbkdf(cd);
+        return crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, vk, vk_size, passphrase, len);
+}
+
+int luks2_add_keyslot_by_volume_key(
+                struct crypt_device *cd, const void *vk, size_t vk_size, const void *new_secret, size_t new_size) {
+        _cleanup_secret_ char *pass = NULL;
+        size_t len;
+        int r;
+
+        r = passphrase_from_secret(new_secret, new_size, &pass, &len);
+        if (r < 0)
+                return r;
+        return luks2_add_passphrase_keyslot(cd, vk, vk_size, pass, len);
 }
 
 uint32_t luks2_keyslots_active(struct crypt_device *cd) {
@@ -786,6 +821,13 @@ int eve_vault_token_to_json(const EveVaultToken *t, char **ret) {
                 return r;
         if (t->has_filesystem && (r = json_add(o, "filesystem", json_object_new_string("ext4"))) < 0)
                 return r;
+        if (t->has_recovery) {
+                if (t->recovery_keyslot < 0 || t->recovery_keyslot >= LUKS2_KEYSLOTS_MAX ||
+                    t->recovery_keyslot == t->keyslot)
+                        return -EINVAL;
+                if ((r = json_add(o, "recovery_keyslot", json_object_new_int(t->recovery_keyslot))) < 0)
+                        return r;
+        }
         if ((r = json_add_pcr_values(o, "pcr_values", t->pcr_mask, t->pcr_values)) < 0)
                 return r;
 
@@ -879,6 +921,13 @@ int eve_vault_token_from_json(const char *json, EveVaultToken *ret, const char *
                     !json_object_is_type(v, json_type_string))
                         return REFUSE("filesystem is not ext4");
                 t.has_filesystem = true;
+        }
+        if (json_object_object_get_ex(o, "recovery_keyslot", NULL)) {
+                if (json_get_u64(o, "recovery_keyslot", 0, LUKS2_KEYSLOTS_MAX - 1, &u) < 0 ||
+                    (int) u == t.keyslot)
+                        return REFUSE("recovery_keyslot out of range or equal to keyslot");
+                t.has_recovery = true;
+                t.recovery_keyslot = (int) u;
         }
 
         if (!json_object_object_get_ex(o, "pcr_values", &v) || !json_object_is_type(v, json_type_object))

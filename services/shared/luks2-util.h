@@ -56,6 +56,21 @@ int luks2_activate_by_volume_key(struct crypt_device *cd, const char *name, cons
 /* Adds a keyslot for new_secret, unlocking the volume key with old_secret; returns the new slot. */
 int luks2_add_keyslot(struct crypt_device *cd, const void *old_secret, size_t old_size, const void *new_secret,
                 size_t new_size);
+/* Adds a keyslot for base64(new_secret) (luks2_add_keyslot's passphrase form), or for the passphrase as it
+ * is (luks2_add_passphrase_keyslot: a recovery key a person types), from the volume key (a key from
+ * luks2_volume_key_get*()); returns the new slot. */
+int luks2_add_keyslot_by_volume_key(
+                struct crypt_device *cd, const void *vk, size_t vk_size, const void *new_secret, size_t new_size);
+int luks2_add_passphrase_keyslot(
+                struct crypt_device *cd, const void *vk, size_t vk_size, const char *passphrase, size_t len);
+/* luks2_volume_key_get() for a passphrase as it is (a recovery key). */
+int luks2_volume_key_get_by_passphrase(
+                struct crypt_device *cd,
+                int keyslot,
+                const char *passphrase,
+                size_t len,
+                uint8_t **ret_vk,
+                size_t *ret_vk_size);
 /* Destroys a keyslot and every token assigned only to it. Refuses to remove the last active keyslot (-EBUSY). */
 int luks2_remove_keyslot(struct crypt_device *cd, int keyslot);
 /* Bitmask of active keyslots. */
@@ -150,6 +165,10 @@ typedef struct EveVaultToken {
         uint8_t new_pcr_values[TPM2_PCRS_MAX][TPM2_SHA256_SIZE]; /* rows of new_pcr_mask, from SEALED on */
         bool hold;       /* stop at UNCONFIRMED instead of removing the old keyslot */
         int old_keyslot; /* ROTATION_UNCONFIRMED: the previous key's keyslot, else -1 */
+        /* The administrator's recovery key (docs/VAULTS.md "Recovery key"): its keyslot, never the secret. Kept
+         * by every rotation and by the journal's crash recovery. */
+        bool has_recovery;
+        int recovery_keyslot; /* valid only with has_recovery */
 } EveVaultToken;
 
 /* Vault names: 1–64 of [A-Za-z0-9_-], not starting with '-'. */

@@ -394,7 +394,8 @@ static int recover_journal(struct crypt_device *cd, int eve_id, EveVaultToken *t
                                         "rotation journal: the current keyslot %d is gone",
                                         t->keyslot);
                 for (int k = 0; k < LUKS2_KEYSLOTS_MAX; k++)
-                        if (k != t->keyslot && (active & (UINT32_C(1) << k))) {
+                        if (k != t->keyslot && !(t->has_recovery && k == t->recovery_keyslot) &&
+                            (active & (UINT32_C(1) << k))) {
                                 r = luks2_remove_keyslot(cd, k);
                                 if (r < 0)
                                         return set_reason(
@@ -651,7 +652,10 @@ static int
                 return r;
         vault_crash_point("started");
 
-        slot = luks2_add_keyslot(cd, k->secret, TPM2_SECRET_SIZE, secret, TPM2_SECRET_SIZE);
+        /* Opened with the recovery key: no current secret, the volume key it unlocked adds the slot. */
+        slot = k->secret ? luks2_add_keyslot(cd, k->secret, TPM2_SECRET_SIZE, secret, TPM2_SECRET_SIZE)
+                         : luks2_add_keyslot_by_volume_key(
+                                           cd, k->volume_key, k->volume_key_size, secret, TPM2_SECRET_SIZE);
         if (slot < 0)
                 return set_reason(ret, slot, VAULT_ERROR_FAILED, "rotation: adding a keyslot failed");
         vault_crash_point("slot-add");
@@ -1266,9 +1270,165 @@ static int undo_unconfirmed(struct crypt_device *cd, int eve_id, EveVaultToken *
         return save_or_fail(cd, eve_id, t, ret);
 }
 
-int vault_unlock(Tpm2Context *c, const char *image, const VaultRequest *req, VaultResult *ret) {
+/* ---- the recovery key ---- */
+
+int vault_recovery_key_new(char **ret) {
+        static const char hex[] = "0123456789abcdef";
+        _cleanup_secret_ uint8_t *raw = NULL;
+        _cleanup_secret_ char *s = NULL;
+        int r;
+
+        r = random_secret(&raw);
+        if (r < 0)
+                return r;
+        s = eve_secret_alloc(VAULT_RECOVERY_KEY_LEN + 1);
+        if (!s)
+                return -ENOMEM;
+        for (size_t i = 0, n = 0; i < TPM2_SECRET_SIZE; i++) {
+                if (i > 0 && i % 4 == 0)
+                        s[n++] = '-';
+                s[n++] = hex[raw[i] >> 4];
+                s[n++] = hex[raw[i] & 15];
+        }
+        s[VAULT_RECOVERY_KEY_LEN] = '\0';
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int vault_recovery_key_normalize(const char *in, char **ret) {
+        _cleanup_secret_ char *s = eve_secret_alloc(VAULT_RECOVERY_KEY_LEN + 1);
+        size_t n = 0;
+
+        if (!s)
+                return -ENOMEM;
+        if (!in)
+                return -EINVAL;
+        for (const char *p = in; *p; p++) {
+                char c = *p;
+
+                if (c == '-' || c == ' ' || c == '\t' || c == '\n' || c == '\r')
+                        continue;
+                if (c >= 'A' && c <= 'F')
+                        c = (char) (c - 'A' + 'a');
+                if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) || n == 2 * TPM2_SECRET_SIZE)
+                        return -EINVAL;
+                if (n > 0 && n % 8 == 0)
+                        s[n + n / 8 - 1] = '-';
+                s[n + n / 8] = c;
+                n++;
+        }
+        if (n != 2 * TPM2_SECRET_SIZE)
+                return -EINVAL;
+        s[VAULT_RECOVERY_KEY_LEN] = '\0';
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* The recovery key against the recovery keyslot: the volume key, or KeyRejected (nothing written). */
+static int recovery_open(struct crypt_device *cd, const EveVaultToken *t, const char *key, KeyParts *k, VaultResult *ret) {
+        int r;
+
+        if (!t->has_recovery)
+                return set_reason(
+                                ret, -EKEYREJECTED, VAULT_ERROR_KEY_REJECTED, "vault %s has no recovery key", t->name);
+        r = luks2_volume_key_get_by_passphrase(
+                        cd, t->recovery_keyslot, key, strlen(key), &k->volume_key, &k->volume_key_size);
+        if (r < 0)
+                return set_reason(
+                                ret,
+                                -EKEYREJECTED,
+                                VAULT_ERROR_KEY_REJECTED,
+                                "the recovery key does not open the recovery keyslot %d",
+                                t->recovery_keyslot);
+        k->keyslot = r;
+        return 0;
+}
+
+/* Opened with the recovery key (k: its volume key only) because the TPM refused: a key change with the
+ * recovery key as the current key gives the vault a fresh key sealed to today's PCRs (and escrowed); the old
+ * TPM keyslot goes, the recovery keyslot stays. A key source that needs the controller's share cannot be
+ * re-sealed without it: the vault is opened, the reason says so. */
+static int recovery_reseal(Tpm2Context *c, struct crypt_device *cd, int eve_id, EveVaultToken *t, KeyParts *k, VaultResult *ret) {
+        RotationTarget g;
+        int r;
+
+        if (t->rotation == ROTATION_UNCONFIRMED) {
+                /* The held change's previous key goes too: the fresh key replaces both. */
+                if (luks2_keyslots_active(cd) & (UINT32_C(1) << t->old_keyslot)) {
+                        r = luks2_remove_keyslot(cd, t->old_keyslot);
+                        if (r < 0)
+                                return set_reason(ret, r, VAULT_ERROR_FAILED, "removing keyslot %d failed", t->old_keyslot);
+                }
+                journal_clear(t, ROTATION_NONE);
+        }
+        r = rotation_target(t, NULL, &g, ret);
+        if (r < 0)
+                return r;
+        g.hold = false;
+        if (key_source_needs_controller(g.source) && !k->ctrl_share)
+                return set_reason(
+                                ret,
+                                0,
+                                NULL,
+                                "opened with the recovery key; not re-sealed: key source %s needs the controller's "
+                                "share",
+                                source_str(g.source));
+        r = do_rotate(c, cd, eve_id, t, k, &g, ret);
+        if (r < 0)
+                return r;
+        ret->moved_pcrs = 0;
+        log_info("Vault %s: opened with the recovery key and given a new key sealed to today's PCRs (generation %" PRIu64 ").",
+                 t->name,
+                 t->generation);
+        return 0;
+}
+
+int vault_add_recovery(Tpm2Context *c, const char *image, const VaultRequest *req, char **ret_key, VaultResult *ret) {
         _cleanup_(luks2_crypt_freep) struct crypt_device *cd = NULL;
         _cleanup_(key_parts_done) KeyParts k = { .keyslot = -1 };
+        _cleanup_secret_ char *key = NULL;
+        EveVaultToken *t = &ret->token;
+        int r, eve_id, slot, old;
+
+        r = open_vault(image, &cd, &eve_id, ret);
+        if (r < 0)
+                return r;
+        r = recover_journal(cd, eve_id, t, ret);
+        if (r < 0)
+                return r;
+        r = obtain_key(c, cd, t, &req->keys, &k, ret);
+        if (r < 0)
+                return set_reason(ret, r, NULL, "a recovery key needs the current key: %s", ret->reason ?: "");
+        r = vault_recovery_key_new(&key);
+        if (r < 0)
+                return set_reason(ret, r, VAULT_ERROR_FAILED, "no random secret");
+        slot = luks2_add_passphrase_keyslot(cd, k.volume_key, k.volume_key_size, key, strlen(key));
+        if (slot < 0)
+                return set_reason(ret, slot, VAULT_ERROR_FAILED, "adding the recovery keyslot failed: %s", strerror(-slot));
+        vault_crash_point("recovery-slot-added");
+        old = t->has_recovery ? t->recovery_keyslot : -1;
+        t->has_recovery = true;
+        t->recovery_keyslot = slot;
+        r = save_or_fail(cd, eve_id, t, ret);
+        if (r < 0) {
+                (void) luks2_remove_keyslot(cd, slot);
+                return r;
+        }
+        if (old >= 0 && (luks2_keyslots_active(cd) & (UINT32_C(1) << old))) {
+                r = luks2_remove_keyslot(cd, old);
+                if (r < 0)
+                        (void) set_reason(ret, 0, NULL, "the previous recovery keyslot %d could not be removed", old);
+        }
+        ret->keyslots = luks2_keyslots_active(cd);
+        ret->key_method = method_of(t, &k);
+        log_info("Vault %s: recovery key set (keyslot %d).", t->name, slot);
+        *ret_key = TAKE_PTR(key);
+        return 0;
+}
+
+int vault_unlock(Tpm2Context *c, const char *image, const VaultRequest *req, VaultResult *ret) {
+        _cleanup_(luks2_crypt_freep) struct crypt_device *cd = NULL;
+        _cleanup_(key_parts_done) KeyParts k = { .keyslot = -1 }, rk = { .keyslot = -1 };
         EveVaultToken *t = &ret->token;
         int r, eve_id;
 
@@ -1279,7 +1439,27 @@ int vault_unlock(Tpm2Context *c, const char *image, const VaultRequest *req, Vau
         if (r < 0)
                 return r;
 
+        /* A recovery key is checked first: a wrong one is refused before anything is written. */
+        if (req->keys.recovery) {
+                r = recovery_open(cd, t, req->keys.recovery, &rk, ret);
+                if (r < 0) {
+                        ret->keyslots = luks2_keyslots_active(cd);
+                        return 0;
+                }
+        }
         r = obtain_key(c, cd, t, &req->keys, &k, ret);
+        if (r == -ENOKEY && rk.volume_key) {
+                key_parts_done(&k);
+                k = rk;
+                rk = (KeyParts){ .keyslot = -1 };
+                clear_reason(ret);
+                r = recovery_reseal(c, cd, eve_id, t, &k, ret);
+                ret->keyslots = luks2_keyslots_active(cd);
+                if (r < 0)
+                        return r;
+                ret->key_method = UNLOCK_RECOVERY;
+                return activate(cd, eve_id, t, req, &k, ret);
+        }
         ret->keyslots = luks2_keyslots_active(cd);
         if (r == -ENOKEY || r == -EKEYREJECTED ||
             (r < 0 && ret->error && streq(ret->error, VAULT_ERROR_KEY_REJECTED)))

@@ -73,6 +73,7 @@ typedef struct VaultKeys {
         size_t escrow_size;
         const void *share; /* EveControllerShare (17752) of this vault */
         size_t share_size;
+        const char *recovery; /* the administrator's recovery key, normalised (vault_recovery_key_normalize) */
 } VaultKeys;
 
 typedef void (*VaultProgressFunc)(const char *phase, uint64_t done, uint64_t total, void *userdata);
@@ -133,6 +134,19 @@ int vault_inspect(const char *image, const char *map_name, const char *mount_poi
 /* systemd's unit name of a mount point, as "systemd-escape --path --suffix=mount" makes it: the unit
  * eve-vaultd starts after mapping a vault and stops before locking it. */
 char *vault_mount_unit_name(const char *path);
+
+/* The recovery key (docs/VAULTS.md "Recovery key"): 32 random bytes as 64 lower-case hex digits in 8 groups
+ * of 8 joined by '-' (71 characters). That text itself is the keyslot's passphrase, so stock `cryptsetup
+ * open` takes it as typed. */
+#define VAULT_RECOVERY_KEY_LEN 71U
+/* A new one, in secret memory (eve_secret_free). */
+int vault_recovery_key_new(char **ret);
+/* What a person typed (any case, with or without the dashes, blanks ignored) as the passphrase, in secret
+ * memory; -EINVAL when it is not 64 hex digits. */
+int vault_recovery_key_normalize(const char *in, char **ret);
+/* Adds a recovery keyslot for a new recovery key (*ret_key, secret memory), replacing an existing one. Needs
+ * the current key (the TPM, or what req->keys brings). */
+int vault_add_recovery(Tpm2Context *c, const char *image, const VaultRequest *req, char **ret_key, VaultResult *ret);
 
 /* Test hook: when $EVE_VAULT_WORKER_CRASH_AT names step, the process kills itself (SIGKILL) right there. */
 void vault_crash_point(const char *step);

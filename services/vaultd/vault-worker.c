@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* eve-vault-worker: one LUKS/TPM operation on one vault, then exit (systemd-homed's homework pattern).
  * eve-vaultd forks and execs it per request, so the bus-facing daemon never holds key material. No plaintext
- * secret crosses the boundary in either direction: the worker makes and consumes secrets itself; what it
- * reads and prints (tokens, PCRs, escrow blobs wrapped by this TPM) is not secret. The result is one JSON
- * object on stdout.
+ * secret crosses the boundary in either direction but the administrator's recovery key (made here, printed
+ * once for the caller; or read from --keys-fd to unlock): the worker makes and consumes secrets itself; what
+ * it reads and prints (tokens, PCRs, escrow blobs wrapped by this TPM) is not secret. The result is one JSON
+ * object on stdout (after add-recovery, preceded by one line "recovery-key KEY").
  *
  *   eve-vault-worker create  --image PATH --name NAME [--size BYTES] [--pcrs LIST] [--pcr-source SRC]
  *                            [--key-source tpm|tpm+controller|controller] [--uuid UUID]
@@ -13,9 +14,10 @@
  *   eve-vault-worker lock    --image PATH --map NAME [--mount DIR]
  *   eve-vault-worker erase   --image PATH [--map NAME] [--mount DIR]
  *   eve-vault-worker inspect --image PATH [--map NAME] [--mount DIR]
+ *   eve-vault-worker add-recovery --image PATH
  * Common: --keys-fd FD: key material the controller released, read from that fd (a pipe or memfd, never argv
  * or the environment): a JSON object {"escrow": base64 AttestVolumeKeyData, "share": base64
- * EveControllerShare}, both optional. --progress-fd FD: lines "PHASE DONE TOTAL" while it works (allocate,
+ * EveControllerShare, "recovery": the administrator's recovery key}, all optional. --progress-fd FD: lines "PHASE DONE TOTAL" while it works (allocate,
  * format, mkfs). */
 #include <fcntl.h>
 #include <getopt.h>
@@ -95,7 +97,8 @@ static int
                           uint8_t **ret_escrow,
                           size_t *ret_escrow_size,
                           uint8_t **ret_share,
-                          size_t *ret_share_size) {
+                          size_t *ret_share_size,
+                          char **ret_recovery) {
         _cleanup_(erase_and_freep) char *buf = NULL;
         json_object *o, *v;
         size_t n = 0;
@@ -130,6 +133,8 @@ static int
                 const char *b = json_object_get_string(v);
                 r = b ? base64_decode(b, strlen(b), false, ret_share, ret_share_size) : -EBADMSG;
         }
+        if (r >= 0 && json_object_object_get_ex(o, "recovery", &v))
+                r = vault_recovery_key_normalize(json_object_get_string(v), ret_recovery);
         json_object_put(o);
         return r;
 }
@@ -178,6 +183,7 @@ static int print_result(int op_r, const VaultResult *res) {
                 if (t->rotation == ROTATION_UNCONFIRMED)
                         json_object_object_add(o, "old_keyslot", json_object_new_int(t->old_keyslot));
                 json_object_object_add(o, "filesystem", json_object_new_boolean(t->has_filesystem));
+                json_object_object_add(o, "has_recovery_key", json_object_new_boolean(t->has_recovery));
         }
         if (res->error)
                 json_object_object_add(o, "error", json_object_new_string(res->error));
@@ -212,8 +218,29 @@ static int print_result(int op_r, const VaultResult *res) {
         return fflush(stdout) == 0 ? 0 : -EIO;
 }
 
+/* The one line before the result that carries the new recovery key: written from secret memory, past stdio's
+ * buffers. */
+static int print_recovery_key(const char *key) {
+        static const char prefix[] = "recovery-key ";
+        _cleanup_secret_ char *line = eve_secret_alloc(sizeof(prefix) + VAULT_RECOVERY_KEY_LEN + 1);
+        size_t n, off = 0;
+
+        if (!line)
+                return -ENOMEM;
+        n = (size_t) snprintf(line, sizeof(prefix) + VAULT_RECOVERY_KEY_LEN + 1, "%s%s\n", prefix, key);
+        while (off < n) {
+                ssize_t k = write(STDOUT_FILENO, line + off, n - off);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                off += (size_t) k;
+        }
+        return 0;
+}
+
 static int help(void) {
-        printf("%s create|unlock|rotate|confirm|lock|erase|inspect --image PATH [--name NAME] [--size "
+        printf("%s create|unlock|rotate|confirm|lock|erase|inspect|add-recovery --image PATH [--name NAME] [--size "
                "BYTES]\n"
                "        [--pcrs LIST] [--pcr-source SRC] [--key-source SRC] [--uuid UUID] [--map NAME]\n"
                "        [--mount DIR] [--escrow-file PATH] [--keys-fd FD] [--progress-fd FD] [--hold]\n"
@@ -337,6 +364,7 @@ static int run(int argc, char *argv[]) {
         _cleanup_(tpm2_context_unrefp) Tpm2Context *c = NULL;
         _cleanup_(vault_result_done) VaultResult res = { .token.new_keyslot = -1, .token.old_keyslot = -1 };
         _cleanup_free_ uint8_t *escrow = NULL, *share = NULL;
+        _cleanup_secret_ char *recovery = NULL, *recovery_key = NULL;
         VaultRequest req = VAULT_REQUEST_INIT;
         const char *op;
         int r;
@@ -361,7 +389,12 @@ static int run(int argc, char *argv[]) {
         req.escrow_always = arg_escrow_always;
         req.progress = on_progress;
         if (arg_keys_fd >= 0) {
-                r = read_keys(arg_keys_fd, &escrow, &req.keys.escrow_size, &share, &req.keys.share_size);
+                r = read_keys(arg_keys_fd,
+                              &escrow,
+                              &req.keys.escrow_size,
+                              &share,
+                              &req.keys.share_size,
+                              &recovery);
                 safe_close(arg_keys_fd);
                 if (r < 0)
                         return log_error_errno(r, "Cannot read the keys from --keys-fd: %m");
@@ -372,6 +405,7 @@ static int run(int argc, char *argv[]) {
         }
         req.keys.escrow = escrow;
         req.keys.share = share;
+        req.keys.recovery = recovery;
 
         /* Operations that need no TPM. */
         if (streq(op, "inspect"))
@@ -386,7 +420,8 @@ static int run(int argc, char *argv[]) {
                 r = vault_lock(arg_image, arg_map, arg_mount, &res);
         } else if (streq(op, "erase"))
                 r = vault_erase(arg_image, arg_map, arg_mount, &res);
-        else if (!streq(op, "create") && !streq(op, "unlock") && !streq(op, "rotate"))
+        else if (!streq(op, "create") && !streq(op, "unlock") && !streq(op, "rotate") &&
+                 !streq(op, "add-recovery"))
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Unknown operation %s.", op);
         else {
                 r = tpm2_context_new(NULL, &c);
@@ -402,12 +437,16 @@ static int run(int argc, char *argv[]) {
                         r = vault_create(c, arg_image, arg_name, arg_size, &req, &res);
                 } else if (streq(op, "unlock"))
                         r = vault_unlock(c, arg_image, &req, &res);
+                else if (streq(op, "add-recovery"))
+                        r = vault_add_recovery(c, arg_image, &req, &recovery_key, &res);
                 else
                         r = vault_rotate(c, arg_image, &req, &res);
         }
 
         if (r < 0 && !res.error)
                 res.error = VAULT_ERROR_FAILED;
+        if (recovery_key)
+                (void) print_recovery_key(recovery_key);
         (void) print_result(r, &res);
         return r < 0 ? 1 : 0;
 }

@@ -61,22 +61,12 @@ static double now_s(void) {
 }
 
 typedef struct Buf {
-        uint8_t *p;
+        char *p;
         size_t n;
 } Buf;
 
-static size_t on_data(char *p, size_t sz, size_t n, void *ud) {
-        Buf *b = ud;
-        uint8_t *q = realloc(b->p, b->n + sz * n);
-
-        if (!q)
-                return 0;
-        memcpy(q + b->n, p, sz * n);
-        b->p = q;
-        b->n += sz * n;
-        return sz * n;
-}
-
+/* POSTs body (taking it) to path on the client's connection; the answer lands in *ret through a memory
+ * stream (curl's default writer). Returns the HTTP status, 0 when no answer came. */
 static long
                 post(Soak *s,
                      CURL *c,
@@ -87,16 +77,20 @@ static long
                      Buf *ret) {
         char url[256];
         long status = 0;
+        FILE *f;
 
         snprintf(url, sizeof url, "https://127.0.0.1:%u/api/v2/edgedevice/%s", s->port, path);
         *ret = (Buf){};
+        f = open_memstream(&ret->p, &ret->n);
+        ASSERT_NOT_NULL(f);
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) n);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, ret);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
         if (curl_easy_perform(c) == CURLE_OK)
                 curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        fclose(f);
         free(body);
         return status;
 }
@@ -249,7 +243,6 @@ static void *client_main(void *p) {
         h = curl_slist_append(h, "Expect:");
         curl_easy_setopt(c, CURLOPT_CAINFO, s->root_pem);
         curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
         curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_POST, 1L);

@@ -7,6 +7,7 @@
 
 #include "bus-util.h"
 #include "log.h"
+#include "memory-util.h"
 #include "vault-share.h"
 #include "vaultd.h"
 
@@ -90,6 +91,25 @@ static int busy(Vault *v, sd_bus_error *error) {
                         vault_state_to_string(v->state));
 }
 
+/* The new recovery key, once: a sensitive message (erased when freed), and gone from here once sent. */
+static int reply_recovery_key(Job *j) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        if (!j->recovery_key)
+                return sd_bus_reply_method_errorf(
+                                j->request, VAULT_ERR("Failed"), "The worker handed back no recovery key.");
+        r = sd_bus_message_new_method_return(j->request, &reply);
+        if (r >= 0)
+                r = sd_bus_message_sensitive(reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", j->recovery_key);
+        j->recovery_key = eve_secret_free(j->recovery_key);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 int job_reply(Job *j, const char *error_name, const char *message) {
         _cleanup_free_ char *full = NULL;
         const char *member;
@@ -110,6 +130,8 @@ int job_reply(Job *j, const char *error_name, const char *message) {
                 r = sd_bus_reply_method_return(j->request, "o", v->object_path);
         else if (streq_ptr(member, "ChangeKey"))
                 r = sd_bus_reply_method_return(j->request, "b", !j->requested);
+        else if (streq_ptr(member, "AddRecoveryKey"))
+                r = reply_recovery_key(j);
         else
                 r = sd_bus_reply_method_return(j->request, NULL);
         j->request = sd_bus_message_unref(j->request);
@@ -530,6 +552,7 @@ GETTER(property_get_escrow_state, {
 })
 GETTER(property_get_rotation, return sd_bus_message_append(reply, "s", rotation_step_to_string(v->rotation)))
 GETTER(property_get_keyslots, return sd_bus_message_append(reply, "u", (uint32_t) v->keyslots))
+GETTER(property_get_has_recovery_key, return sd_bus_message_append(reply, "b", v->has_recovery_key))
 GETTER(property_get_last_error, return sd_bus_message_append(reply, "s", v->last_error))
 GETTER(property_get_last_error_name, return sd_bus_message_append(reply, "s", v->last_error_name))
 GETTER(property_get_last_operation, return sd_bus_message_append(reply, "s", v->last_operation))
@@ -567,6 +590,65 @@ static int method_unlock(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 
 static int method_lock(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         return start_vault_job(msg, userdata, JOB_LOCK, error);
+}
+
+static int method_add_recovery_key(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Vault *v = userdata;
+        Job *j;
+        int r;
+
+        r = verify_admin(msg, error);
+        if (r < 0)
+                return r;
+        if (v->n_jobs > 0)
+                return busy(v, error);
+        j = job_new(v, JOB_ADD_RECOVERY, msg);
+        if (!j)
+                return -ENOMEM;
+        log_info("Vault %s: making a recovery key.", v->name);
+        job_enqueue(j);
+        return 1;
+}
+
+/* The key reaches the worker in its keys memfd, normalised; the request is erased when freed. */
+static int method_unlock_with_recovery_key(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_secret_ char *key = NULL;
+        Vault *v = userdata;
+        const char *typed;
+        char *json;
+        Job *j;
+        int r;
+
+        (void) sd_bus_message_sensitive(msg);
+        r = sd_bus_message_read(msg, "s", &typed);
+        if (r < 0)
+                return r;
+        r = verify_admin(msg, error);
+        if (r < 0)
+                return r;
+        if (v->n_jobs > 0)
+                return busy(v, error);
+        if (!v->has_recovery_key)
+                return sd_bus_error_setf(
+                                error, VAULT_ERR("KeyRejected"), "Vault %s has no recovery key.", v->name);
+        if (vault_recovery_key_normalize(typed, &key) < 0)
+                return sd_bus_error_setf(
+                                error,
+                                VAULT_ERR("KeyRejected"),
+                                "Not a recovery key: 64 hexadecimal digits (in groups of 8) expected.");
+        json = malloc(VAULT_RECOVERY_KEY_LEN + sizeof("{\"recovery\":\"\"}"));
+        if (!json)
+                return -ENOMEM;
+        (void) sprintf(json, "{\"recovery\":\"%s\"}", key);
+        j = job_new(v, JOB_UNLOCK, msg);
+        if (!j) {
+                erase_and_free(json);
+                return -ENOMEM;
+        }
+        j->keys_json = json;
+        log_info("Vault %s: unlocking with the recovery key.", v->name);
+        job_enqueue(j);
+        return 1;
 }
 
 static int method_change_key(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -650,6 +732,11 @@ const sd_bus_vtable vault_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Rotation", "s", property_get_rotation, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Keyslots", "u", property_get_keyslots, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("HasRecoveryKey",
+                        "b",
+                        property_get_has_recovery_key,
+                        0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", property_get_last_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastErrorName",
                         "s",
@@ -685,6 +772,18 @@ const sd_bus_vtable vault_vtable[] = {
                         SD_BUS_ARGS("s", key_source, "au", sealing_pcrs),
                         SD_BUS_RESULT("b", completed),
                         method_change_key,
+                        SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                        "AddRecoveryKey",
+                        SD_BUS_NO_ARGS,
+                        SD_BUS_RESULT("s", recovery_key),
+                        method_add_recovery_key,
+                        SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                        "UnlockWithRecoveryKey",
+                        SD_BUS_ARGS("s", recovery_key),
+                        SD_BUS_NO_RESULT,
+                        method_unlock_with_recovery_key,
                         SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

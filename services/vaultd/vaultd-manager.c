@@ -38,7 +38,7 @@ const char *vault_state_to_string(VaultState s) {
 static const char *const job_type_table[_JOB_TYPE_MAX] = {
         [JOB_CREATE] = "create",   [JOB_UNLOCK] = "unlock",   [JOB_LOCK] = "lock",
         [JOB_ROTATE] = "rotate",   [JOB_CONFIRM] = "confirm", [JOB_ERASE] = "erase",
-        [JOB_INSPECT] = "inspect",
+        [JOB_INSPECT] = "inspect", [JOB_ADD_RECOVERY] = "add-recovery",
 };
 
 const char *job_type_to_string(JobType t) {
@@ -247,9 +247,13 @@ static Job *job_free(Job *j) {
         safe_close(j->progress_fd);
         sd_bus_message_unref(j->request);
         erase_and_free(j->keys_json);
+        eve_secret_free(j->recovery_key);
         free(j->uuid);
         free(j->pcr_source);
-        free(j->out);
+        if (j->type == JOB_ADD_RECOVERY)
+                eve_secret_free(j->out); /* it carried the recovery key */
+        else
+                free(j->out);
         if (j->vault) {
                 Vault *v = j->vault;
                 v->n_jobs--;
@@ -429,11 +433,15 @@ static void job_read_output(Job *j) {
                 }
                 if (j->out_size + (size_t) k > WORKER_OUTPUT_MAX)
                         continue; /* a runaway worker: the result will not parse */
-                char *p = realloc(j->out, j->out_size + (size_t) k + 1);
+                /* add-recovery's output carries the recovery key: secret memory, no copy left behind. */
+                char *p = j->type == JOB_ADD_RECOVERY ? eve_secret_realloc(j->out, j->out_size + (size_t) k + 1)
+                                                      : realloc(j->out, j->out_size + (size_t) k + 1);
                 if (!p)
                         return;
                 j->out = p;
                 memcpy(j->out + j->out_size, buf, (size_t) k);
+                if (j->type == JOB_ADD_RECOVERY)
+                        erase(buf, sizeof(buf));
                 j->out_size += (size_t) k;
                 j->out[j->out_size] = '\0';
         }
@@ -680,6 +688,7 @@ static void vault_apply_token(Vault *v, json_object *o) {
         v->requested_key_source = s ? key_source_from_string(s) : _KEY_SOURCE_INVALID;
         v->requested_pcr_mask = v->rotation == ROTATION_REQUESTED ? jpcrs(o, "requested_pcrs") : 0;
         v->has_filesystem = jbool(o, "filesystem");
+        v->has_recovery_key = jbool(o, "has_recovery_key");
         v->keyslots = (unsigned) MAX(jint(o, "keyslots", 0), 0);
 }
 
@@ -733,6 +742,26 @@ static void config_vault_prepare(Vault *v) {
                 log_warning_errno(errno, "Cannot prepare %s for eve-configd: %m", dir);
 }
 
+/* add-recovery: the worker's first line "recovery-key KEY" goes into j->recovery_key (secret memory) and out
+ * of the output, which is then the result alone. */
+static void job_take_recovery_key(Job *j) {
+        static const char prefix[] = "recovery-key ";
+        char *nl;
+        size_t n;
+
+        if (!j->out || strncmp(j->out, prefix, strlen(prefix)) != 0 || !(nl = strchr(j->out, '\n')))
+                return;
+        n = (size_t) (nl - j->out) - strlen(prefix);
+        if (n == VAULT_RECOVERY_KEY_LEN && (j->recovery_key = eve_secret_alloc(n + 1))) {
+                memcpy(j->recovery_key, j->out + strlen(prefix), n);
+                j->recovery_key[n] = '\0';
+        }
+        n = (size_t) (nl + 1 - j->out);
+        memmove(j->out, j->out + n, j->out_size - n + 1);
+        erase(j->out + j->out_size - n + 1, n);
+        j->out_size -= n;
+}
+
 static void job_finish(Job *j, int exit_code, int signal_no) {
         _cleanup_free_ char *message = NULL;
         Manager *m = j->manager;
@@ -743,6 +772,8 @@ static void job_finish(Job *j, int exit_code, int signal_no) {
 
         if (m->running == j)
                 m->running = NULL;
+        if (j->type == JOB_ADD_RECOVERY)
+                job_take_recovery_key(j);
         if (j->out)
                 o = json_tokener_parse(j->out);
         if (!o || !json_object_is_type(o, json_type_object)) {

@@ -61,6 +61,7 @@ typedef enum JobType {
         JOB_CONFIRM,
         JOB_ERASE,
         JOB_INSPECT,
+        JOB_ADD_RECOVERY, /* a new recovery key, handed to the caller once */
         _JOB_TYPE_MAX,
         _JOB_TYPE_INVALID = -EINVAL,
 } JobType;
@@ -92,6 +93,7 @@ struct Vault {
         RotationStep rotation;
         unsigned keyslots;
         bool has_filesystem;
+        bool has_recovery_key;
 
         /* what the daemon saw */
         VaultState state;
@@ -132,6 +134,7 @@ struct Job {
         char *uuid;       /* create: the vault's UUID (the controller's); NULL: a random one */
         char *pcr_source; /* create, rotate: "default" or "policy:<id>"; NULL: the worker's default */
         char *keys_json;  /* escrow/share for the worker's --keys-fd; erased when the worker has it */
+        char *recovery_key; /* add-recovery: the new key (secret memory) until the reply carries it */
 
         /* lock: waiting for systemd to stop the vault's mount unit first */
         sd_bus_slot *unit_call, *unit_match;

@@ -168,6 +168,8 @@ evc_stop() {
         evc_pid=''
 }
 trap evc_stop EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # vm_node_args: the vm_boot options of a node: its installation and the forward to evc.
 vm_node_args() {

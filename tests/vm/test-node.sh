@@ -33,7 +33,7 @@ want_controller() { evc_reachable; }
 # pcr_after DIGEST: PCR value after one extension of a zero PCR (SHA-256 bank) with DIGEST (hex).
 pcr_after() { python3 -c 'import hashlib, sys; print(hashlib.sha256(bytes(32) + bytes.fromhex(sys.argv[1])).hexdigest())' "$1"; }
 
-vm_boot node-first "${node[@]}" "${creds[@]}" --timeout 600
+vm_boot node-first "${node[@]}" "${creds[@]}" --timeout 900
 vm_expect booted systemd-254 pcrs-measured net-restricted tpm-identity registered attested integrity-token \
         vault-image-unlocked vault-image-tpm vault-image-escrow-confirmed \
         vault-config-unlocked vault-config-tpm vault-config-escrow-confirmed \
@@ -46,7 +46,7 @@ host_check evc-escrow-stored sh -c "[ \"\$(evc device show '$dev' --json | jq -r
 host_check evc-token-issued is has_integrity_token true
 
 evc_unreachable
-vm_boot node-offline "${node[@]}" "${creds[@]}" --timeout 600
+vm_boot node-offline "${node[@]}" "${creds[@]}" --timeout 900
 evc_reachable
 vm_expect booted offline-vault-image-unlocked offline-vault-image-tpm offline-vault-config-unlocked \
         offline-vault-config-tpm offline-not-attested offline-unreachable offline-data-kept offline-backoff \
@@ -54,24 +54,27 @@ vm_expect booted offline-vault-image-unlocked offline-vault-image-tpm offline-va
         stock-luksdump-tokens lock-image stock-attach stock-mount-read stock-detach
 
 d1=$(rand 32)
-vm_boot node-unknown "${node[@]}" "${creds[@]}" --cred "eve.vm.extend=8 $d1" --timeout 600
+vm_boot node-unknown "${node[@]}" "${creds[@]}" --cred "eve.vm.extend=8 $d1" --timeout 900
 vm_expect booted unknown-vault-image-locked unknown-vault-config-locked unknown-evectl-moved unknown-not-mapped \
         unknown-quote-refused unknown-not-attested unknown-config-forbidden unknown-no-credential \
         unknown-vault-image-still-locked unknown-vault-config-still-locked
 host_check evc-untrusted is trust untrusted
 host_check evc-reason-pcr8 sh -c "evc device show '$dev' --json | jq -r .trust_reason | grep -qw 8"
 host_check evc-token-withdrawn is has_integrity_token false
+# The node told evc why (its info report: the vaults' moved PCRs).
+host_check evc-info-moved-pcr8 sh -c "evc device show '$dev' --json |
+        jq -e '[.vaults_reported[]? | .. | objects | .moved_pcrs? // empty] | flatten | index(8) != null'"
 
 d2=$(rand 32)
 evc upgrade expect "$dev" --pcr "8=$(pcr_after "$d2")" >/dev/null || die "evc upgrade expect failed"
-vm_boot node-upgrade "${node[@]}" "${creds[@]}" --cred "eve.vm.extend=8 $d2" --timeout 600
+vm_boot node-upgrade "${node[@]}" "${creds[@]}" --cred "eve.vm.extend=8 $d2" --timeout 900
 vm_expect booted upgrade-attested upgrade-vault-image-unlocked upgrade-vault-image-by-controller \
         upgrade-vault-image-escrow-confirmed upgrade-vault-config-unlocked upgrade-vault-config-by-controller \
         upgrade-vault-config-escrow-confirmed upgrade-data-kept upgrade-config upgrade-credential
 host_check evc-trusted-again is trust trusted
 
 evc_unreachable
-vm_boot node-upgraded "${node[@]}" "${creds[@]}" --cred "eve.vm.extend=8 $d2" --timeout 600
+vm_boot node-upgraded "${node[@]}" "${creds[@]}" --cred "eve.vm.extend=8 $d2" --timeout 900
 evc_reachable
 vm_expect booted upgraded-vault-image-unlocked upgraded-vault-image-tpm upgraded-vault-config-unlocked \
         upgraded-vault-config-tpm upgraded-not-attested upgraded-data-kept

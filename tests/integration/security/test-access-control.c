@@ -237,8 +237,7 @@ static void run_register(Node *n, Evc *e) {
 }
 
 static char *vault_state(void) {
-        _cleanup_free_ char *a = vt_get_str("image", "State"), *b = vt_get_str("config", "State"),
-                            *ga = NULL;
+        _cleanup_free_ char *a = vt_get_str("image", "State"), *b = vt_get_str("config", "State");
         char *s = NULL;
 
         ASSERT_OK(

@@ -1444,6 +1444,8 @@ int vault_unlock(Tpm2Context *c, const char *image, const VaultRequest *req, Vau
                 r = recovery_open(cd, t, req->keys.recovery, &rk, ret);
                 if (r < 0) {
                         ret->keyslots = luks2_keyslots_active(cd);
+                        if (key_source_needs_tpm(t->key_source))
+                                ret->moved_pcrs = moved_pcrs(c, t); /* still reported as they are */
                         return 0;
                 }
         }

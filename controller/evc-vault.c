@@ -96,8 +96,11 @@ int evc_vault_size_parse(const char *s, uint64_t *ret) {
 int evc_vault_check(const EvcVault *v, const char **ret_why) {
         const char *why = NULL;
 
-        if (!vault_name_is_valid(v->name))
-                why = "the name must be 1-64 characters of A-Z a-z 0-9 _ - (not starting with -)";
+        if (!vault_name_is_valid_on_node(v->name))
+                why = "the name must be 1-32 characters of a-z 0-9 - (not starting with -), as the node names "
+                      "its vaults";
+        else if (streq(v->name, "image") || streq(v->name, "config"))
+                why = "image and config are the node's own default vaults";
         else if (v->size_limit != 0 && v->size_limit < LUKS2_IMAGE_SIZE_MIN)
                 why = "the size limit must be 0 (the node's default) or at least 32 MiB";
         else if (v->key_source < 0 || v->key_source >= _KEY_SOURCE_MAX)

@@ -711,6 +711,20 @@ bool vault_name_is_valid(const char *name) {
         return true;
 }
 
+bool vault_name_is_valid_on_node(const char *name) {
+        size_t n;
+
+        if (isempty(name) || name[0] == '-')
+                return false;
+        n = strlen(name);
+        if (n > VAULT_NODE_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') || name[i] == '-'))
+                        return false;
+        return true;
+}
+
 static bool uuid_is_valid(const char *s) {
         if (!s || strlen(s) != 36)
                 return false;

@@ -171,7 +171,11 @@ typedef struct EveVaultToken {
         int recovery_keyslot; /* valid only with has_recovery */
 } EveVaultToken;
 
-/* Vault names: 1–64 of [A-Za-z0-9_-], not starting with '-'. */
+/* Vault names in a token: 1–64 of [A-Za-z0-9_-], not starting with '-'. */
 bool vault_name_is_valid(const char *name);
+/* The names a node gives its vaults (CONTRACT.md; mapping, mount point and unit names derive from them), and
+ * so the names evc accepts: [a-z0-9][a-z0-9-]{0,31}. */
+#define VAULT_NODE_NAME_MAX 32U
+bool vault_name_is_valid_on_node(const char *name);
 int eve_vault_token_to_json(const EveVaultToken *t, char **ret);
 int eve_vault_token_from_json(const char *json, EveVaultToken *ret, const char **ret_reason);

@@ -72,19 +72,7 @@ static uint64_t now_realtime_usec(void) {
 /* ---- vaults ---- */
 
 bool vault_name_is_valid_for_bus(const char *name) {
-        size_t n;
-
-        /* CONTRACT.md: [a-z0-9][a-z0-9-]{0,31} */
-        if (isempty(name) || name[0] == '-')
-                return false;
-        n = strlen(name);
-        if (n > VAULT_NAME_MAX)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
-                      name[i] == '-'))
-                        return false;
-        return true;
+        return vault_name_is_valid_on_node(name); /* CONTRACT.md: [a-z0-9][a-z0-9-]{0,31} */
 }
 
 static Vault *vault_free(Vault *v) {

@@ -25,7 +25,6 @@
 #define VAULT_ERROR_NO_SUCH_VAULT VAULT_ERR("NoSuchVault")
 #define VAULT_ERROR_WORKER_FAILED "WorkerFailed"
 
-#define VAULT_NAME_MAX 32U
 #define VAULT_DEFAULT_IMAGE "image"   /* the Application Data Store, mounted at /persist/vault */
 #define VAULT_DEFAULT_CONFIG "config" /* sensitive node configuration, /persist/vaults/config */
 #define VAULT_KEYS_MAX 64U            /* entries per SubmitKeys/ConfirmEscrow call */

@@ -139,6 +139,12 @@ TEST(evc_vault_config) {
         ASSERT_NE(EVC(s, NULL, "vault", "add", d->uuid, "x", "--size", "lots"), 0);
         ASSERT_NE(EVC(s, NULL, "vault", "add", d->uuid, "logs"), 0); /* duplicate name */
         ASSERT_NE(EVC(s, NULL, "vault", "add", d->uuid, "../etc"), 0);
+        /* Only names the node gives its vaults (mapping, mount point and unit names come from them). */
+        ASSERT_NE(EVC(s, NULL, "vault", "add", d->uuid, "Data"), 0);
+        ASSERT_NE(EVC(s, NULL, "vault", "add", d->uuid, "my_vault"), 0);
+        ASSERT_NE(EVC(s, NULL, "vault", "add", d->uuid, "abcdefghijklmnopqrstuvwxyz0123456"), 0); /* 33 */
+        ASSERT_NE(EVC(s, NULL, "vault", "add", d->uuid, "image"), 0); /* the node's own */
+        ASSERT_NE(EVC(s, NULL, "vault", "add", d->uuid, "config"), 0);
         ASSERT_NE(EVC(s, NULL, "vault", "add", d->uuid, "x", "--key-source", "usb"), 0);
         ASSERT_NE(EVC(s, NULL, "vault", "add", d->uuid, "x", "--state", "ajar"), 0);
         ASSERT_NE(EVC(s, NULL, "vault", "add", d->uuid, "x", "--uuid", "nope"), 0);

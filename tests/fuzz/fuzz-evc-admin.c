@@ -57,9 +57,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size < 1 || size > 64 * 1024)
                 return 0;
         evc = fuzz_evc_get();
-        s = strndup((const char *) data + 1, size - 1); /* what argv can carry: up to the first NUL */
-        if (!s)
-                abort();
+        {
+                /* What argv can carry: up to the first NUL (not strndup: the input has no terminator). */
+                const uint8_t *nul = memchr(data + 1, 0, size - 1);
+                size_t len = nul ? (size_t) (nul - (data + 1)) : size - 1;
+                s = malloc(len + 1);
+                if (!s)
+                        abort();
+                memcpy(s, data + 1, len);
+                s[len] = 0;
+        }
         switch (data[0] % 6) {
         case 0:
                 fuzz_pcrs(s);

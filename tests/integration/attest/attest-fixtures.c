@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "controller-client.h"
 #include "evc-crypto.h"
 #include "paths.h"
 #include "tpm2-util.h"
@@ -560,4 +561,27 @@ void attest_wait_state(const Daemon *d, uint32_t state_mask, unsigned timeout_ms
                 }
                 usleep(20000);
         }
+}
+
+Daemon *attestd_start_complete(const char *extra_arg) {
+        Daemon *d = daemon_start("services/attestd/eve-attestd",
+                                 "org.eve.Attest",
+                                 NULL,
+                                 "--retry-base=200ms",
+                                 "--retry-max=1s",
+                                 extra_arg,
+                                 NULL);
+
+        attest_wait_state(d, ATTEST_STATE_BIT(ATTEST_COMPLETE), 30000);
+        return d;
+}
+
+void node_register(char uuid[static 37]) {
+        _cleanup_free_ char *reg = build_path("services/register/eve-register"), *out = NULL;
+        char *argv[] = { reg, NULL };
+        int r = test_run(argv, &out);
+
+        if (r != 0)
+                test_fail(__FILE__, __LINE__, "eve-register failed (%d):\n%s", r, out ?: "");
+        ASSERT_OK(controller_read_uuid(uuid));
 }

@@ -97,6 +97,12 @@ void attest_props(AttestProps *ret);
  * after timeout_ms with the properties and the daemon's log. */
 void attest_wait_state(const Daemon *d, uint32_t state_mask, unsigned timeout_ms);
 #define ATTEST_STATE_BIT(s) (UINT32_C(1) << (s))
+#define ATTEST_COMPLETE 7U /* AttestationState COMPLETE (proto/attest.proto, facts §2) */
+/* eve-attestd as these tests run it (retries after 200 ms, at most 1 s; extra_arg: one more argument, or NULL),
+ * waited for until COMPLETE: the node is attested and evc holds its escrow. */
+Daemon *attestd_start_complete(const char *extra_arg);
+/* Runs eve-register (the test fails with its output when it fails) and reads the device UUID it stored. */
+void node_register(char uuid[static 37]);
 
 /* $EVE_TEST_BUILDDIR/rel, newly allocated. */
 char *build_path(const char *rel);

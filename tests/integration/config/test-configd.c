@@ -38,7 +38,6 @@
 #define WIFI_VALUE "Wi-Fi p4ss: correct horse battery staple"
 #define DS_VALUE "datastore s3cr3t+/=key"
 #define CONSUMER_UNIT "eve-test-consumer.service"
-#define ATTEST_COMPLETE 7U
 
 /* ---- the config vault's stand-in ---- */
 
@@ -103,8 +102,6 @@ static int env_free(void *p) {
  */
 static Env *env_new(bool attest) {
         Env *e = calloc(1, sizeof *e);
-        _cleanup_free_ char *out = NULL, *reg = build_path("services/register/eve-register");
-        int r;
 
         ASSERT_NOT_NULL(e);
         test_defer(env_free, e);
@@ -112,24 +109,11 @@ static Env *env_new(bool attest) {
         e->evc = evc_new(NULL);
         e->node = node_new(e->evc);
         node_allow_onboarding(e->node, e->evc);
-        {
-                char *argv[] = { reg, NULL };
-                r = test_run(argv, &out);
-                if (r != 0)
-                        test_fail(__FILE__, __LINE__, "eve-register failed (%d):\n%s", r, out ?: "");
-        }
-        ASSERT_OK(controller_read_uuid(e->uuid));
+        node_register(e->uuid);
         ASSERT_OK(asprintf(&e->acl_dir, "%s/secrets.d", e->node->config));
         ASSERT_OK(eve_mkdir_p(e->acl_dir, 0755));
         if (attest) {
-                e->attestd =
-                                daemon_start("services/attestd/eve-attestd",
-                                             "org.eve.Attest",
-                                             NULL,
-                                             "--retry-base=200ms",
-                                             "--retry-max=1s",
-                                             NULL);
-                attest_wait_state(e->attestd, ATTEST_STATE_BIT(ATTEST_COMPLETE), 30000);
+                e->attestd = attestd_start_complete(NULL);
         }
         return e;
 }

@@ -11,7 +11,6 @@
 
 #define CONFIG_NAME "org.eve.Config"
 #define CONFIG_PATH "/org/eve/Config"
-#define ATTEST_COMPLETE 7U
 
 static int env_free(void *p) {
         Env *e = p;
@@ -68,14 +67,7 @@ Env *env_new(bool attest) {
         ASSERT_OK(vault_standin_start(&e->vault, "Locked"));
         e->vault_started = true;
         if (attest) {
-                e->attestd =
-                                daemon_start("services/attestd/eve-attestd",
-                                             "org.eve.Attest",
-                                             NULL,
-                                             "--retry-base=200ms",
-                                             "--retry-max=1s",
-                                             NULL);
-                attest_wait_state(e->attestd, ATTEST_STATE_BIT(ATTEST_COMPLETE), 30000);
+                e->attestd = attestd_start_complete(NULL);
         }
         return e;
 }

@@ -16,7 +16,6 @@
 #include "paths.h"
 #include "tpm2-util.h"
 
-#define ATTEST_COMPLETE 7U
 
 static char *config_file(Env *e, const char *name) {
         char *p = NULL;

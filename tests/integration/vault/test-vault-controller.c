@@ -18,7 +18,6 @@
 #include "proto-util.h"
 #include "vault-test.h"
 
-#define ATTEST_COMPLETE 7U
 
 typedef struct Env {
         Evc *evc;
@@ -33,12 +32,9 @@ static int env_free(void *p) {
 }
 
 static Env *env_new(void) {
-        _cleanup_free_ char *reg = build_path("services/register/eve-register"), *out = NULL,
-                            *worker = build_path("services/vaultd/eve-vault-worker"), *wenv = NULL,
+        _cleanup_free_ char *worker = build_path("services/vaultd/eve-vault-worker"), *wenv = NULL,
                             *units = NULL;
         Env *e = calloc(1, sizeof *e);
-        char *argv[] = { reg, NULL };
-        int r;
 
         ASSERT_NOT_NULL(e);
         test_defer(env_free, e);
@@ -46,19 +42,8 @@ static Env *env_new(void) {
         e->evc = evc_new(NULL);
         e->node = node_new(e->evc);
         node_allow_onboarding(e->node, e->evc);
-        r = test_run(argv, &out);
-        if (r != 0)
-                test_fail(__FILE__, __LINE__, "eve-register failed (%d):\n%s", r, out ?: "");
-        ASSERT_OK(controller_read_uuid(e->uuid));
-        e->attestd =
-                        daemon_start("services/attestd/eve-attestd",
-                                     "org.eve.Attest",
-                                     NULL,
-                                     "--retry-base=200ms",
-                                     "--retry-max=1s",
-                                     "--reattest-interval=1s",
-                                     NULL);
-        attest_wait_state(e->attestd, ATTEST_STATE_BIT(ATTEST_COMPLETE), 30000);
+        node_register(e->uuid);
+        e->attestd = attestd_start_complete("--reattest-interval=1s");
         /* Runtime units into the node tree, never the host's /run/systemd/system. */
         ASSERT_OK(asprintf(&units, "%s/run/systemd/system", e->node->root));
         ASSERT_OK(setenv("EVE_SYSTEMD_UNIT_DIR", units, 1));

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* evectl vault list|show|create|delete|lock|unlock|rotate: org.eve.Vault (eve-vaultd) for people (tables)
- * and scripts (--json). create shows a progress line while the vault is allocated and formatted. */
+/* evectl vault list|show|create|delete|lock|unlock|rotate|recovery-key: org.eve.Vault (eve-vaultd) for people
+ * (tables) and scripts (--json). create shows a progress line while the vault is allocated and formatted.
+ * A recovery key is printed once (create --recovery-key, recovery-key) and read from stdin or a prompt
+ * without echo (unlock --recovery-key), never from argv (ps would show it). */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "bus-util.h"
@@ -12,6 +15,7 @@
 #include "evectl-util.h"
 #include "evectl.h"
 #include "log.h"
+#include "memory-util.h"
 #include "tpm2-util.h"
 
 #define VAULT_DEST "org.eve.Vault"
@@ -23,6 +27,7 @@
 static const char *arg_size = NULL;
 static const char *arg_key_source = NULL;
 static const char *arg_pcrs = NULL;
+static bool arg_recovery_key = false;
 
 static int vault_error(int r, const sd_bus_error *e, const char *what) {
         return evectl_bus_error(r, e, VAULT_DAEMON, VAULT_DEST, what);
@@ -98,6 +103,11 @@ static const char *key_source_text(json_object *v, char buf[static 96]) {
         return buf;
 }
 
+static bool has_recovery_key(json_object *v) {
+        json_object *b;
+        return json_object_object_get_ex(v, "HasRecoveryKey", &b) && json_object_get_boolean(b);
+}
+
 static int show_vault(json_object *v) {
         _cleanup_free_ char *pcrs = pcr_list(v, "SealingPCRs"), *moved = pcr_list(v, "MovedPCRs");
         char gen[24], keyslots[16], size[16], when[32], source[96], last[160];
@@ -135,6 +145,7 @@ static int show_vault(json_object *v) {
                         "Moved PCRs",     moved,
                         "Escrow",         evectl_json_str(v, "EscrowState"),
                         "Key change",     evectl_json_str(v, "Rotation"),
+                        "Recovery key",   has_recovery_key(v) ? "yes" : "no",
                         "Last error",     evectl_json_str(v, "LastError"),
                         "Last operation", isempty(evectl_json_str(v, "LastOperation")) ? NULL : last,
                 };
@@ -454,6 +465,107 @@ static int vault_call(
         return print_result(bus, path, done);
 }
 
+/* ---- the recovery key ---- */
+
+/* AddRecoveryKey: a new recovery key (replacing one the vault had), printed this once. */
+static int vault_add_recovery_key(sd_bus *bus, const char *name) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_bus_error_ sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL;
+        const char *key;
+        int r;
+
+        r = find_vault(bus, name, &path);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_call(bus, &m, VAULT_DEST, path, VAULT_IFACE, "AddRecoveryKey");
+        if (r >= 0)
+                r = sd_bus_call(bus, m, EVECTL_LONG_CALL_TIMEOUT_USEC, &e, &reply);
+        if (r < 0)
+                return vault_error(r, &e, "make recovery keys");
+        (void) sd_bus_message_sensitive(reply); /* erased when freed */
+        r = sd_bus_message_read(reply, "s", &key);
+        if (r < 0)
+                return log_error_errno(r, "Bad reply from %s: %m", VAULT_DAEMON);
+        if (arg_evectl.json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "name", json_object_new_string(name));
+                json_object_object_add(o, "recovery_key", json_object_new_string(key));
+                r = evectl_json_print(o);
+                json_object_put(o);
+        } else {
+                printf("Recovery key of vault %s (shown only this once; keep it offline):\n\n    %s\n\n"
+                       "It opens the vault when the TPM refuses: evectl vault unlock %s --recovery-key\n"
+                       "(it is then re-sealed to the TPM), or without eve-vaultd, as the passphrase of\n"
+                       "cryptsetup open (docs/VAULTS.md, \"Recovery key\").\n",
+                       name,
+                       key,
+                       name);
+                r = 0;
+        }
+        (void) fflush(stdout);
+        return r;
+}
+
+/* The recovery key from stdin, or typed at a prompt without echo: never from argv. Secret memory. */
+static int read_recovery_key(const char *name, char **ret) {
+        _cleanup_secret_ char *buf = eve_secret_alloc(256);
+        struct termios old, quiet;
+        bool tty = isatty(STDIN_FILENO);
+        size_t n = 0;
+        int c;
+
+        if (!buf)
+                return log_oom();
+        if (tty) {
+                fprintf(stderr, "Recovery key of vault %s: ", name);
+                if (tcgetattr(STDIN_FILENO, &old) < 0)
+                        return log_error_errno(errno, "Cannot read the terminal: %m");
+                quiet = old;
+                quiet.c_lflag &= ~(tcflag_t) ECHO;
+                (void) tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+        }
+        while ((c = getchar()) != EOF && c != '\n')
+                if (n < 255)
+                        buf[n++] = (char) c;
+        buf[n] = '\0';
+        if (tty) {
+                (void) tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+                fputc('\n', stderr);
+        }
+        if (n == 0)
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "No recovery key given.");
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+static int vault_unlock_with_recovery_key(sd_bus *bus, const char *name) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_bus_error_ sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL;
+        _cleanup_secret_ char *key = NULL;
+        int r;
+
+        r = find_vault(bus, name, &path);
+        if (r < 0)
+                return r;
+        r = read_recovery_key(name, &key);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_call(bus, &m, VAULT_DEST, path, VAULT_IFACE, "UnlockWithRecoveryKey");
+        if (r >= 0)
+                r = sd_bus_message_sensitive(m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", key);
+        if (r >= 0)
+                r = sd_bus_call(bus, m, EVECTL_LONG_CALL_TIMEOUT_USEC, &e, &reply);
+        if (r < 0 && sd_bus_error_has_name(&e, "org.eve.Vault.Error.DeviceMapperUnavailable"))
+                return log_error_errno(r, "Vault %s: %s", name, e.message ?: "device-mapper unavailable");
+        if (r < 0)
+                return vault_error(r, &e, "unlock vaults");
+        return print_result(bus, path, "Unlocked with the recovery key; re-sealed to the TPM.");
+}
+
 static int vault_rotate(sd_bus *bus, const char *name) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_bus_error_ sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -522,11 +634,15 @@ static void help(void) {
                "evectl [--json] vault show NAME                  everything about one vault\n"
                "evectl [--json] vault create NAME [--size SIZE] [--key-source "
                "tpm|tpm+controller|controller]\n"
-               "                                 [--pcrs LIST]   a new vault (size e.g. 512M; PCRs e.g. "
-               "0,1,2,3,4,6,7)\n"
+               "                                 [--pcrs LIST] [--recovery-key]\n"
+               "                                                 a new vault (size e.g. 512M; PCRs e.g. "
+               "0,1,2,3,4,6,7;\n"
+               "                                                 --recovery-key: one, printed once)\n"
                "evectl [--json] vault delete NAME                destroys its keys: the data is gone\n"
                "evectl [--json] vault lock NAME                  unmounts and closes it\n"
-               "evectl [--json] vault unlock NAME                opens and mounts it\n"
+               "evectl [--json] vault unlock NAME [--recovery-key] opens and mounts it (with the recovery key:\n"
+               "                                                 read from stdin or a prompt, never argv)\n"
+               "evectl [--json] vault recovery-key NAME          a new recovery key (replaces one), shown once\n"
                "evectl [--json] vault rotate NAME [--key-source SRC] [--pcrs LIST]\n"
                "                                                 a new key (and key source or PCRs)\n"
                "Changes need root or membership in group %s. The controller key source is weaker: no TPM "
@@ -535,13 +651,14 @@ static void help(void) {
 }
 
 int verb_vault(int argc, char **argv) {
-        enum { ARG_SIZE = 0x100, ARG_KEY_SOURCE, ARG_PCRS };
+        enum { ARG_SIZE = 0x100, ARG_KEY_SOURCE, ARG_PCRS, ARG_RECOVERY_KEY };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "json", no_argument, NULL, 'j' },
                 { "size", required_argument, NULL, ARG_SIZE },
                 { "key-source", required_argument, NULL, ARG_KEY_SOURCE },
                 { "pcrs", required_argument, NULL, ARG_PCRS },
+                { "recovery-key", no_argument, NULL, ARG_RECOVERY_KEY },
                 {},
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -567,6 +684,9 @@ int verb_vault(int argc, char **argv) {
                 case ARG_PCRS:
                         arg_pcrs = optarg;
                         break;
+                case ARG_RECOVERY_KEY:
+                        arg_recovery_key = true;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -591,6 +711,8 @@ int verb_vault(int argc, char **argv) {
                                 "rotate.");
         if (arg_size && !streq(cmd, "create"))
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--size is for create.");
+        if (arg_recovery_key && !streq(cmd, "create") && !streq(cmd, "unlock"))
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--recovery-key is for create and unlock.");
 
         r = evectl_bus_open(&bus);
         if (r < 0)
@@ -599,8 +721,14 @@ int verb_vault(int argc, char **argv) {
                 return vault_list(bus);
         if (streq(cmd, "show"))
                 return vault_show(bus, name);
-        if (streq(cmd, "create"))
-                return vault_create(bus, name);
+        if (streq(cmd, "create")) {
+                r = vault_create(bus, name);
+                return r < 0 || !arg_recovery_key ? r : vault_add_recovery_key(bus, name);
+        }
+        if (streq(cmd, "recovery-key"))
+                return vault_add_recovery_key(bus, name);
+        if (streq(cmd, "unlock") && arg_recovery_key)
+                return vault_unlock_with_recovery_key(bus, name);
         if (streq(cmd, "delete"))
                 return vault_delete(bus, name);
         if (streq(cmd, "lock"))

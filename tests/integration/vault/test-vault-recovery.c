@@ -256,6 +256,61 @@ TEST(recovery_keyslot_survives_key_changes_and_killed_workers) {
         assert_not_logged(d, key);
 }
 
+/* evectl with args through sh, stdin the line typed (or nothing); stdout and stderr together. The exit
+ * status. */
+static int evectl_sh(char **ret_out, const char *typed, const char *args) {
+        _cleanup_free_ char *exe = vt_build_path("services/evectl/evectl"), *cmd = NULL;
+        char *argv[] = { (char *) "/bin/sh", (char *) "-c", NULL, NULL };
+
+        ASSERT_OK(asprintf(&cmd, "printf '%s\\n' | %s %s 2>&1", typed ?: "", exe, args));
+        argv[2] = cmd;
+        return test_run(argv, ret_out);
+}
+
+/* evectl vault create --recovery-key prints the key once; evectl vault unlock --recovery-key reads it from
+ * stdin and opens the vault the TPM refuses. */
+TEST(evectl_create_with_recovery_key_then_unlock_with_it) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        _cleanup_free_ char *out = NULL, *key = NULL, *img = NULL;
+        VaultDaemon *d;
+        const char *p;
+
+        vt_provision(t, 0x11);
+        test_bus_start(NULL);
+        d = vt_daemon_start(t, NULL, NULL);
+        ASSERT_EQ(evectl_sh(&out, NULL, "vault create app-r --size 32M --recovery-key"), 0);
+        p = strstr(out, "(shown only this once; keep it offline):\n\n    ");
+        ASSERT_NOT_NULL(p);
+        key = strndup(strchr(p, '\n') + 6, 71);
+        ASSERT_NOT_NULL(key);
+        ASSERT_EQ(key[8], '-');
+        ASSERT_TRUE(has_recovery_key("app-r"));
+        img = image_of(d, "app-r");
+        ASSERT_TRUE(cryptsetup_accepts(img, key));
+        free(out);
+        out = NULL;
+        ASSERT_EQ(evectl_sh(&out, NULL, "vault show app-r"), 0);
+        vt_assert_contains(out, "Recovery key");
+        vt_assert_contains(out, "yes");
+
+        vt_daemon_stop(d);
+        vt_extend(t, 7, 0x66);
+        vt_daemon_restart(d, NULL);
+        vt_wait_op("app-r", NULL, 0);
+        free(out);
+        out = NULL;
+        /* Not in argv: --recovery-key takes no value; a wrong key first. */
+        ASSERT_TRUE(evectl_sh(&out, "0000", "vault unlock app-r --recovery-key") != 0);
+        vt_assert_contains(out, "Not a recovery key");
+        free(out);
+        out = NULL;
+        ASSERT_TRUE(evectl_sh(&out, key, "vault unlock app-r --recovery-key") != 0); /* no device-mapper */
+        vt_assert_contains(out, "key verified (recovery)");
+        assert_key_verified("app-r", "recovery");
+        ASSERT_EQ(vt_get_u64("app-r", "KeyGeneration"), 2);
+        assert_not_logged(d, key);
+}
+
 static int call_denied(void *userdata) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_free_ char *path = vt_path("image");

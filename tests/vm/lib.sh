@@ -133,6 +133,7 @@ expiration_days = 30' >"$t/server.tmpl"
         echo "$evc_name:443" >"$c/config/server"
         echo "$serial" >"$c/config/soft_serial"
         echo "10.0.2.100 $evc_name" >"$c/hosts"
+        chmod -R u+rw,go+rX,go-w "$c"
         tar -C "$c" --owner=0 --group=0 -cf "$vm/node-config.tar" . || die "tar failed"
         evc_port=''
 }

@@ -42,6 +42,7 @@ img=/persist/vault-images/image.img
 check stock-luksdump-tokens sh -c "cryptsetup luksDump '$img' | grep -q 'systemd-tpm2' &&
         cryptsetup luksDump '$img' | grep -q 'eve-vault'"
 check lock-image busctl --system call org.eve.Vault /org/eve/Vault/vault/image org.eve.Vault.Vault Lock
+wait_for 60 sh -c '! test -e /dev/mapper/eve-vault-image'
 check stock-attach /usr/lib/systemd/systemd-cryptsetup attach eve-vm-stock "$img" - tpm2-device=auto,headless=1
 mkdir -p /run/eve-vm-stock
 check stock-mount-read sh -c "mount -o ro /dev/mapper/eve-vm-stock /run/eve-vm-stock &&

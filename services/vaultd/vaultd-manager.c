@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "encoding.h"
 #include "evetrust.pb-c.h"
@@ -1083,10 +1084,21 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         if (m->running) {
-                /* Shutting down mid-job: the worker's journal makes its work safe to interrupt. */
+                /* Shutting down mid-job: let the worker finish for a few seconds (an operation takes well under
+                 * one, except allocating a large image), then interrupt it: its journal makes that safe, and
+                 * the kernel's TPM resource manager flushes what it had loaded. */
                 if (m->running->pid > 0) {
-                        (void) kill(m->running->pid, SIGTERM);
-                        (void) waitpid(m->running->pid, NULL, 0);
+                        bool reaped = false;
+
+                        for (unsigned i = 0; i < 500 && !reaped; i++) {
+                                reaped = waitpid(m->running->pid, NULL, WNOHANG) != 0;
+                                if (!reaped)
+                                        (void) usleep(10000);
+                        }
+                        if (!reaped) {
+                                (void) kill(m->running->pid, SIGTERM);
+                                (void) waitpid(m->running->pid, NULL, 0);
+                        }
                 }
                 job_free(m->running);
         }

@@ -26,7 +26,13 @@ check offline-last-error test -n "$(attest_prop LastError)"
 # shellcheck disable=SC2016
 got=$(systemd-run --unit=eve-vm-consumer --wait --pipe --quiet -p DynamicUser=yes \
         -p LoadCredential=wifi.office:/run/eve/credentials.sock sh -c 'cat "$CREDENTIALS_DIRECTORY/wifi.office"')
-if [ -n "$value" ] && [ "$got" = "$value" ]; then ok offline-credential; else fail offline-credential "got '$got'"; fi
+if [ -n "$value" ] && [ "$got" = "$value" ]; then
+        ok offline-credential
+else
+        fail offline-credential "got '$got'"
+        note "configd: origin $(config_prop Origin), secrets $(config_prop Secrets), storage '$(config_prop StorageState)', \
+vault '$(config_prop VaultState)', refused $(config_prop CredentialsRefused); $(journal_tail eve-configd.service 10)"
+fi
 note_node
 attest_unlock=$(journal_at eve-vaultd.service 'config.*[Uu]nlocked')
 note "seconds since boot: vault config unlocked at ${attest_unlock:-?}, now $(cut -d' ' -f1 /proc/uptime)"

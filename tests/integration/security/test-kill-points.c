@@ -116,7 +116,7 @@ TEST(configd_store_survives_a_kill_after_every_write) {
                 ASSERT_OK(asprintf(&cdir, "%s/config", dir));
                 leftovers = leftover_files(cdir);
         }
-        printf("kill points: configd store_save tried %u, recovered %u (old config %u, new config %u; a "
+        printf("kill points: configd store_save tried %u, recovered %u (old config %u, new config %u; "
                "%u temporary files of killed saves left beside it)\n",
                tried,
                recovered,
@@ -214,13 +214,10 @@ static char *escrow_set(const char *dir) {
                                              (size_t) sqlite3_column_bytes(st, 0),
                                              4096,
                                              &k));
-                ASSERT_OK(
-                                asprintf(&t,
-                                         "%s%s%.*s",
-                                         s,
-                                         *s ? "," : "",
-                                         (int) strcspn((char *) k->key.data, "-"),
-                                         (char *) k->key.data));
+                /* The tag before the first '-' (the key bytes carry no terminator). */
+                const char *dash = memchr(k->key.data, '-', k->key.len);
+                size_t tag = dash ? (size_t) (dash - (const char *) k->key.data) : k->key.len;
+                ASSERT_OK(asprintf(&t, "%s%s%.*s", s, *s ? "," : "", (int) tag, (const char *) k->key.data));
                 free(s);
                 s = t;
         }

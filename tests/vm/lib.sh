@@ -195,7 +195,8 @@ vm_watch_requests() {
         done
 }
 
-# host_check NAME COMMAND…: a check on the host's side (evc's view), counted with the guest's.
+# host_check NAME COMMAND…: a check on the host's side (evc's view), counted with the guest's. COMMAND runs in
+# this shell (a function may use evc; `sh -c` would not see it).
 host_check() {
         local n=$1
         shift

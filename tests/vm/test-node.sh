@@ -42,7 +42,8 @@ vm_expect booted systemd-254 pcrs-measured net-restricted tpm-identity registere
 dev=$(device)
 [ -n "$dev" ] || die "the node did not register with evc"
 host_check evc-trusted is trust trusted
-host_check evc-escrow-stored sh -c "[ \"\$(evc device show '$dev' --json | jq -r .escrowed_keys)\" -ge 2 ]"
+escrow_stored() { [ "$(field escrowed_keys)" -ge 2 ]; }
+host_check evc-escrow-stored escrow_stored
 host_check evc-token-issued is has_integrity_token true
 
 evc_unreachable
@@ -59,11 +60,14 @@ vm_expect booted unknown-vault-image-locked unknown-vault-config-locked unknown-
         unknown-quote-refused unknown-not-attested unknown-config-forbidden unknown-no-credential \
         unknown-vault-image-still-locked unknown-vault-config-still-locked
 host_check evc-untrusted is trust untrusted
-host_check evc-reason-pcr8 sh -c "evc device show '$dev' --json | jq -r .trust_reason | grep -qw 8"
+reason_pcr8() { field trust_reason | grep -qw 8; }
+host_check evc-reason-pcr8 reason_pcr8
 host_check evc-token-withdrawn is has_integrity_token false
 # The node told evc why (its info report: the vaults' moved PCRs).
-host_check evc-info-moved-pcr8 sh -c "evc device show '$dev' --json |
-        jq -e '[.vaults_reported[]? | .. | objects | .moved_pcrs? // empty] | flatten | index(8) != null'"
+info_moved_pcr8() {
+        evc device show "$dev" --json | jq -e '[.vaults_reported[]?.moved_pcrs[]?] | index(8) != null'
+}
+host_check evc-info-moved-pcr8 info_moved_pcr8
 
 d2=$(rand 32)
 evc upgrade expect "$dev" --pcr "8=$(pcr_after "$d2")" >/dev/null || die "evc upgrade expect failed"

@@ -30,7 +30,8 @@ vm_expect booted theft-attested theft-created theft-unlocked theft-by-controller
         theft-location-attested
 dev=$(device)
 [ -n "$dev" ] || die "the node did not register with evc"
-host_check evc-location-lock sh -c "evc device show '$dev' --json | jq -e '.location_lock == true'"
+location_locked() { evc device show "$dev" --json | jq -e '.location_lock == true'; }
+host_check evc-location-lock location_locked
 
 vm_boot theft-locked "${node[@]}" "${creds[@]}" --cred "eve.vm.location=$elsewhere" --cred eve.vm.prefix=moved \
         --timeout 900

@@ -10,8 +10,10 @@
 #include <nettle/ecc-curve.h>
 #include <nettle/ecc.h>
 #include <nettle/sha2.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "crypto-util.h"
 #include "log.h"
@@ -483,40 +485,87 @@ int crypto_soft_key_generate(gnutls_privkey_t *ret) {
         return 0;
 }
 
-int crypto_write_file_atomic(const char *path, const void *data, size_t size, mode_t mode) {
-        _cleanup_free_ char *tmp = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        const uint8_t *p = data;
-        int r;
-
-        if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0)
-                return -ENOMEM;
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fchmod(fd, mode) < 0) {
-                r = -errno;
-                goto fail;
-        }
+static int write_all(int fd, const uint8_t *p, size_t size) {
         while (size > 0) {
                 ssize_t k = write(fd, p, size);
                 if (k < 0 && errno == EINTR)
                         continue;
-                if (k <= 0) {
-                        r = k < 0 ? -errno : -EIO;
-                        goto fail;
-                }
+                if (k <= 0)
+                        return k < 0 ? -errno : -EIO;
                 p += k;
                 size -= (size_t) k;
         }
-        if (fsync(fd) < 0 || rename(tmp, path) < 0) {
-                r = -errno;
-                goto fail;
-        }
         return 0;
-fail:
-        (void) unlink(tmp);
-        return r;
+}
+
+/* The data goes into an unnamed file (O_TMPFILE) that gets a name only once it is complete and on disk, and
+ * is then renamed over path; the directory is synced after. A crash at any point leaves the old file or the new
+ * one, and no half-written temporary behind (except in the instant between naming and renaming). Where the
+ * file system has no O_TMPFILE, a named temporary file does the same job. */
+int crypto_write_file_atomic(const char *path, const void *data, size_t size, mode_t mode) {
+        _cleanup_free_ char *tmp = NULL, *dir = NULL;
+        _cleanup_close_ int fd = -EBADF, dfd = -EBADF;
+        char *slash;
+        int r;
+
+        dir = strdup(path);
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (slash)
+                *(slash == dir ? slash + 1 : slash) = '\0';
+        else
+                strcpy(dir, ".");
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0)
+                return -ENOMEM;
+
+        fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+        if (fd >= 0) {
+                char proc[64];
+
+                r = fchmod(fd, mode) < 0 ? -errno : write_all(fd, data, size);
+                if (r < 0)
+                        return r;
+                if (fsync(fd) < 0)
+                        return -errno;
+                (void) snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+                /* A free name for the link: mktemp's pattern, checked by linkat itself (EEXIST: again). */
+                for (unsigned i = 0;; i++) {
+                        char *x = tmp + strlen(tmp) - 6;
+                        uint8_t b[6];
+
+                        if (getrandom(b, sizeof(b), 0) != sizeof(b))
+                                return -EIO;
+                        for (unsigned k = 0; k < 6; k++)
+                                x[k] = "abcdefghijklmnopqrstuvwxyz0123456789"[b[k] % 36];
+                        if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) >= 0)
+                                break;
+                        if (errno != EEXIST || i >= 16)
+                                return -errno;
+                }
+        } else if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL || errno == ENOENT) {
+                fd = mkostemp(tmp, O_CLOEXEC);
+                if (fd < 0)
+                        return -errno;
+                r = fchmod(fd, mode) < 0 ? -errno : write_all(fd, data, size);
+                if (r >= 0 && fsync(fd) < 0)
+                        r = -errno;
+                if (r < 0) {
+                        (void) unlink(tmp);
+                        return r;
+                }
+        } else
+                return -errno;
+
+        if (rename(tmp, path) < 0) {
+                r = -errno;
+                (void) unlink(tmp);
+                return r;
+        }
+        return fsync(dfd) < 0 ? -errno : 0;
 }
 
 int crypto_soft_key_save(gnutls_privkey_t k, const char *path) {

@@ -105,8 +105,9 @@ TEST(configd_store_survives_a_kill_after_every_write) {
                         test_fail(__FILE__, __LINE__, "kill point %u: neither config", n);
                 recovered++;
         }
-        /* After all that, a save runs through and the new config is what loads. Temporary files of killed
-         * saves (crypto_write_file_atomic's mkostemp names) stay beside it: counted, not loaded. */
+        /* After all that, a save runs through and the new config is what loads, and no killed save left a
+         * temporary file beside it (crypto_write_file_atomic writes into an O_TMPFILE, named only when
+         * complete). */
         {
                 _cleanup_(config_freep) Config *got = NULL;
                 _cleanup_free_ char *cdir = NULL;
@@ -127,6 +128,7 @@ TEST(configd_store_survives_a_kill_after_every_write) {
         ASSERT_EQ(recovered, tried);
         ASSERT_GE(as_old, 1u);
         ASSERT_GE(as_new, 1u);
+        ASSERT_EQ(leftovers, 0u);
 }
 
 /* ---- evc's database ---- */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* evectl vault list|show|create|delete|lock|unlock|rotate|recovery-key: org.eve.Vault (eve-vaultd) for people
- * (tables) and scripts (--json). create shows a progress line while the vault is allocated and formatted.
- * A recovery key is printed once (create --recovery-key, recovery-key) and read from stdin or a prompt
- * without echo (unlock --recovery-key), never from argv (ps would show it). */
+/* evectl vault list|show|create|delete|lock|unlock|rotate|recovery-key: org.eve.Vault (eve-vaultd) for
+ * people (tables) and scripts (--json). create shows a progress line while the vault is allocated and
+ * formatted. A recovery key is printed once (create --recovery-key, recovery-key) and read from stdin or a
+ * prompt without echo (unlock --recovery-key), never from argv (ps would show it). */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -640,9 +640,11 @@ static void help(void) {
                "                                                 --recovery-key: one, printed once)\n"
                "evectl [--json] vault delete NAME                destroys its keys: the data is gone\n"
                "evectl [--json] vault lock NAME                  unmounts and closes it\n"
-               "evectl [--json] vault unlock NAME [--recovery-key] opens and mounts it (with the recovery key:\n"
+               "evectl [--json] vault unlock NAME [--recovery-key] opens and mounts it (with the recovery "
+               "key:\n"
                "                                                 read from stdin or a prompt, never argv)\n"
-               "evectl [--json] vault recovery-key NAME          a new recovery key (replaces one), shown once\n"
+               "evectl [--json] vault recovery-key NAME          a new recovery key (replaces one), shown "
+               "once\n"
                "evectl [--json] vault rotate NAME [--key-source SRC] [--pcrs LIST]\n"
                "                                                 a new key (and key source or PCRs)\n"
                "Changes need root or membership in group %s. The controller key source is weaker: no TPM "

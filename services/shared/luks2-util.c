@@ -271,7 +271,11 @@ int luks2_add_keyslot(struct crypt_device *cd, const void *old_secret, size_t ol
 }
 
 int luks2_add_passphrase_keyslot(
-                struct crypt_device *cd, const void *vk, size_t vk_size, const char *passphrase, size_t len) {
+                struct crypt_device *cd,
+                const void *vk,
+                size_t vk_size,
+                const char *passphrase,
+                size_t len) {
         if (!vk || vk_size == 0 || !passphrase || len == 0)
                 return -EINVAL;
         set_minimal_pbkdf(cd);
@@ -279,7 +283,11 @@ int luks2_add_passphrase_keyslot(
 }
 
 int luks2_add_keyslot_by_volume_key(
-                struct crypt_device *cd, const void *vk, size_t vk_size, const void *new_secret, size_t new_size) {
+                struct crypt_device *cd,
+                const void *vk,
+                size_t vk_size,
+                const void *new_secret,
+                size_t new_size) {
         _cleanup_secret_ char *pass = NULL;
         size_t len;
         int r;

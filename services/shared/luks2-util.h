@@ -60,7 +60,11 @@ int luks2_add_keyslot(struct crypt_device *cd, const void *old_secret, size_t ol
  * is (luks2_add_passphrase_keyslot: a recovery key a person types), from the volume key (a key from
  * luks2_volume_key_get*()); returns the new slot. */
 int luks2_add_keyslot_by_volume_key(
-                struct crypt_device *cd, const void *vk, size_t vk_size, const void *new_secret, size_t new_size);
+                struct crypt_device *cd,
+                const void *vk,
+                size_t vk_size,
+                const void *new_secret,
+                size_t new_size);
 int luks2_add_passphrase_keyslot(
                 struct crypt_device *cd, const void *vk, size_t vk_size, const char *passphrase, size_t len);
 /* luks2_volume_key_get() for a passphrase as it is (a recovery key). */
@@ -165,8 +169,8 @@ typedef struct EveVaultToken {
         uint8_t new_pcr_values[TPM2_PCRS_MAX][TPM2_SHA256_SIZE]; /* rows of new_pcr_mask, from SEALED on */
         bool hold;       /* stop at UNCONFIRMED instead of removing the old keyslot */
         int old_keyslot; /* ROTATION_UNCONFIRMED: the previous key's keyslot, else -1 */
-        /* The administrator's recovery key (docs/VAULTS.md "Recovery key"): its keyslot, never the secret. Kept
-         * by every rotation and by the journal's crash recovery. */
+        /* The administrator's recovery key (docs/VAULTS.md "Recovery key"): its keyslot, never the secret.
+         * Kept by every rotation and by the journal's crash recovery. */
         bool has_recovery;
         int recovery_keyslot; /* valid only with has_recovery */
 } EveVaultToken;

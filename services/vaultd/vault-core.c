@@ -1325,12 +1325,21 @@ int vault_recovery_key_normalize(const char *in, char **ret) {
 }
 
 /* The recovery key against the recovery keyslot: the volume key, or KeyRejected (nothing written). */
-static int recovery_open(struct crypt_device *cd, const EveVaultToken *t, const char *key, KeyParts *k, VaultResult *ret) {
+static int
+                recovery_open(struct crypt_device *cd,
+                              const EveVaultToken *t,
+                              const char *key,
+                              KeyParts *k,
+                              VaultResult *ret) {
         int r;
 
         if (!t->has_recovery)
                 return set_reason(
-                                ret, -EKEYREJECTED, VAULT_ERROR_KEY_REJECTED, "vault %s has no recovery key", t->name);
+                                ret,
+                                -EKEYREJECTED,
+                                VAULT_ERROR_KEY_REJECTED,
+                                "vault %s has no recovery key",
+                                t->name);
         r = luks2_volume_key_get_by_passphrase(
                         cd, t->recovery_keyslot, key, strlen(key), &k->volume_key, &k->volume_key_size);
         if (r < 0)
@@ -1348,7 +1357,13 @@ static int recovery_open(struct crypt_device *cd, const EveVaultToken *t, const 
  * recovery key as the current key gives the vault a fresh key sealed to today's PCRs (and escrowed); the old
  * TPM keyslot goes, the recovery keyslot stays. A key source that needs the controller's share cannot be
  * re-sealed without it: the vault is opened, the reason says so. */
-static int recovery_reseal(Tpm2Context *c, struct crypt_device *cd, int eve_id, EveVaultToken *t, KeyParts *k, VaultResult *ret) {
+static int
+                recovery_reseal(Tpm2Context *c,
+                                struct crypt_device *cd,
+                                int eve_id,
+                                EveVaultToken *t,
+                                KeyParts *k,
+                                VaultResult *ret) {
         RotationTarget g;
         int r;
 
@@ -1357,7 +1372,12 @@ static int recovery_reseal(Tpm2Context *c, struct crypt_device *cd, int eve_id, 
                 if (luks2_keyslots_active(cd) & (UINT32_C(1) << t->old_keyslot)) {
                         r = luks2_remove_keyslot(cd, t->old_keyslot);
                         if (r < 0)
-                                return set_reason(ret, r, VAULT_ERROR_FAILED, "removing keyslot %d failed", t->old_keyslot);
+                                return set_reason(
+                                                ret,
+                                                r,
+                                                VAULT_ERROR_FAILED,
+                                                "removing keyslot %d failed",
+                                                t->old_keyslot);
                 }
                 journal_clear(t, ROTATION_NONE);
         }
@@ -1370,20 +1390,27 @@ static int recovery_reseal(Tpm2Context *c, struct crypt_device *cd, int eve_id, 
                                 ret,
                                 0,
                                 NULL,
-                                "opened with the recovery key; not re-sealed: key source %s needs the controller's "
+                                "opened with the recovery key; not re-sealed: key source %s needs the "
+                                "controller's "
                                 "share",
                                 source_str(g.source));
         r = do_rotate(c, cd, eve_id, t, k, &g, ret);
         if (r < 0)
                 return r;
         ret->moved_pcrs = 0;
-        log_info("Vault %s: opened with the recovery key and given a new key sealed to today's PCRs (generation %" PRIu64 ").",
+        log_info("Vault %s: opened with the recovery key and given a new key sealed to today's PCRs "
+                 "(generation %" PRIu64 ").",
                  t->name,
                  t->generation);
         return 0;
 }
 
-int vault_add_recovery(Tpm2Context *c, const char *image, const VaultRequest *req, char **ret_key, VaultResult *ret) {
+int vault_add_recovery(
+                Tpm2Context *c,
+                const char *image,
+                const VaultRequest *req,
+                char **ret_key,
+                VaultResult *ret) {
         _cleanup_(luks2_crypt_freep) struct crypt_device *cd = NULL;
         _cleanup_(key_parts_done) KeyParts k = { .keyslot = -1 };
         _cleanup_secret_ char *key = NULL;
@@ -1398,13 +1425,19 @@ int vault_add_recovery(Tpm2Context *c, const char *image, const VaultRequest *re
                 return r;
         r = obtain_key(c, cd, t, &req->keys, &k, ret);
         if (r < 0)
-                return set_reason(ret, r, NULL, "a recovery key needs the current key: %s", ret->reason ?: "");
+                return set_reason(
+                                ret, r, NULL, "a recovery key needs the current key: %s", ret->reason ?: "");
         r = vault_recovery_key_new(&key);
         if (r < 0)
                 return set_reason(ret, r, VAULT_ERROR_FAILED, "no random secret");
         slot = luks2_add_passphrase_keyslot(cd, k.volume_key, k.volume_key_size, key, strlen(key));
         if (slot < 0)
-                return set_reason(ret, slot, VAULT_ERROR_FAILED, "adding the recovery keyslot failed: %s", strerror(-slot));
+                return set_reason(
+                                ret,
+                                slot,
+                                VAULT_ERROR_FAILED,
+                                "adding the recovery keyslot failed: %s",
+                                strerror(-slot));
         vault_crash_point("recovery-slot-added");
         old = t->has_recovery ? t->recovery_keyslot : -1;
         t->has_recovery = true;
@@ -1417,7 +1450,12 @@ int vault_add_recovery(Tpm2Context *c, const char *image, const VaultRequest *re
         if (old >= 0 && (luks2_keyslots_active(cd) & (UINT32_C(1) << old))) {
                 r = luks2_remove_keyslot(cd, old);
                 if (r < 0)
-                        (void) set_reason(ret, 0, NULL, "the previous recovery keyslot %d could not be removed", old);
+                        (void) set_reason(
+                                        ret,
+                                        0,
+                                        NULL,
+                                        "the previous recovery keyslot %d could not be removed",
+                                        old);
         }
         ret->keyslots = luks2_keyslots_active(cd);
         ret->key_method = method_of(t, &k);

@@ -73,7 +73,7 @@ typedef struct VaultKeys {
         size_t escrow_size;
         const void *share; /* EveControllerShare (17752) of this vault */
         size_t share_size;
-        const char *recovery; /* the administrator's recovery key, normalised (vault_recovery_key_normalize) */
+        const char *recovery; /* the recovery key, normalised (vault_recovery_key_normalize) */
 } VaultKeys;
 
 typedef void (*VaultProgressFunc)(const char *phase, uint64_t done, uint64_t total, void *userdata);
@@ -146,7 +146,12 @@ int vault_recovery_key_new(char **ret);
 int vault_recovery_key_normalize(const char *in, char **ret);
 /* Adds a recovery keyslot for a new recovery key (*ret_key, secret memory), replacing an existing one. Needs
  * the current key (the TPM, or what req->keys brings). */
-int vault_add_recovery(Tpm2Context *c, const char *image, const VaultRequest *req, char **ret_key, VaultResult *ret);
+int vault_add_recovery(
+                Tpm2Context *c,
+                const char *image,
+                const VaultRequest *req,
+                char **ret_key,
+                VaultResult *ret);
 
 /* Test hook: when $EVE_VAULT_WORKER_CRASH_AT names step, the process kills itself (SIGKILL) right there. */
 void vault_crash_point(const char *step);

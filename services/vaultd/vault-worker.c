@@ -17,8 +17,8 @@
  *   eve-vault-worker add-recovery --image PATH
  * Common: --keys-fd FD: key material the controller released, read from that fd (a pipe or memfd, never argv
  * or the environment): a JSON object {"escrow": base64 AttestVolumeKeyData, "share": base64
- * EveControllerShare, "recovery": the administrator's recovery key}, all optional. --progress-fd FD: lines "PHASE DONE TOTAL" while it works (allocate,
- * format, mkfs). */
+ * EveControllerShare, "recovery": the administrator's recovery key}, all optional. --progress-fd FD: lines
+ * "PHASE DONE TOTAL" while it works (allocate, format, mkfs). */
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -240,7 +240,8 @@ static int print_recovery_key(const char *key) {
 }
 
 static int help(void) {
-        printf("%s create|unlock|rotate|confirm|lock|erase|inspect|add-recovery --image PATH [--name NAME] [--size "
+        printf("%s create|unlock|rotate|confirm|lock|erase|inspect|add-recovery --image PATH [--name NAME] "
+               "[--size "
                "BYTES]\n"
                "        [--pcrs LIST] [--pcr-source SRC] [--key-source SRC] [--uuid UUID] [--map NAME]\n"
                "        [--mount DIR] [--escrow-file PATH] [--keys-fd FD] [--progress-fd FD] [--hold]\n"

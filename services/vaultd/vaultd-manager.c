@@ -423,8 +423,9 @@ static void job_read_output(Job *j) {
                 if (j->out_size + (size_t) k > WORKER_OUTPUT_MAX)
                         continue; /* a runaway worker: the result will not parse */
                 /* add-recovery's output carries the recovery key: secret memory, no copy left behind. */
-                char *p = j->type == JOB_ADD_RECOVERY ? eve_secret_realloc(j->out, j->out_size + (size_t) k + 1)
-                                                      : realloc(j->out, j->out_size + (size_t) k + 1);
+                char *p = j->type == JOB_ADD_RECOVERY
+                                ? eve_secret_realloc(j->out, j->out_size + (size_t) k + 1)
+                                : realloc(j->out, j->out_size + (size_t) k + 1);
                 if (!p)
                         return;
                 j->out = p;

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The administrator's recovery key, through the real eve-vaultd and its worker on a private bus with swtpm and
- * image files: AddRecoveryKey hands it out once; stock cryptsetup takes it as typed; after a sealing PCR moved
- * (the TPM refuses) UnlockWithRecoveryKey opens the vault and re-seals it, so the TPM opens it again after a
- * restart with the PCR still moved; a wrong key changes nothing; the recovery keyslot survives key changes,
- * also one whose worker is killed; unprivileged callers are denied; the key never reaches the daemon's log.
- * No device-mapper on the build host: the key is verified and the daemon says DeviceMapperUnavailable. */
+/* The administrator's recovery key, through the real eve-vaultd and its worker on a private bus with swtpm
+ * and image files: AddRecoveryKey hands it out once; stock cryptsetup takes it as typed; after a sealing PCR
+ * moved (the TPM refuses) UnlockWithRecoveryKey opens the vault and re-seals it, so the TPM opens it again
+ * after a restart with the PCR still moved; a wrong key changes nothing; the recovery keyslot survives key
+ * changes, also one whose worker is killed; unprivileged callers are denied; the key never reaches the
+ * daemon's log. No device-mapper on the build host: the key is verified and the daemon says
+ * DeviceMapperUnavailable. */
 #include <ctype.h>
 #include <sys/wait.h>
 
@@ -38,7 +39,8 @@ static bool has_recovery_key(const char *name) {
         _cleanup_free_ char *path = vt_path(name);
         int b = -1;
 
-        ASSERT_OK(sd_bus_get_property_trivial(bus, VT_BUS, path, VT_IFACE, "HasRecoveryKey", &error, 'b', &b));
+        ASSERT_OK(sd_bus_get_property_trivial(
+                        bus, VT_BUS, path, VT_IFACE, "HasRecoveryKey", &error, 'b', &b));
         return b;
 }
 
@@ -139,7 +141,8 @@ TEST(recovery_key_opens_what_the_tpm_refuses_and_reseals_it) {
                 ASSERT_STREQ(error.name, VT_ERR("KeyRejected"));
         }
         {
-                _cleanup_free_ char *state = vt_get_str("config", "State"), *m = vt_get_str("config", "UnlockMethod");
+                _cleanup_free_ char *state = vt_get_str("config", "State"),
+                                    *m = vt_get_str("config", "UnlockMethod");
                 ASSERT_STREQ(state, "Locked");
                 ASSERT_STREQ(m, "none");
         }

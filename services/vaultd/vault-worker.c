@@ -133,8 +133,14 @@ static int
                 const char *b = json_object_get_string(v);
                 r = b ? base64_decode(b, strlen(b), false, ret_share, ret_share_size) : -EBADMSG;
         }
-        if (r >= 0 && json_object_object_get_ex(o, "recovery", &v))
-                r = vault_recovery_key_normalize(json_object_get_string(v), ret_recovery);
+        if (r >= 0 && json_object_object_get_ex(o, "recovery", &v) &&
+            json_object_is_type(v, json_type_string)) {
+                char *k = (char *) json_object_get_string(v);
+
+                r = vault_recovery_key_normalize(k, ret_recovery);
+                erase(k, strlen(k)); /* json-c's copy: freed below without wiping */
+        } else if (r >= 0 && json_object_object_get_ex(o, "recovery", NULL))
+                r = -EBADMSG;
         json_object_put(o);
         return r;
 }

@@ -222,6 +222,33 @@ TEST(eve_token_refusals) {
         ASSERT_ERROR(eve_vault_token_to_json(&t, &(char *) { NULL }), EINVAL);
 }
 
+/* The recovery keyslot (docs/VAULTS.md "Recovery key"): recorded when there is one, absent otherwise, never
+ * the current keyslot. */
+TEST(eve_token_recovery_keyslot) {
+        _cleanup_free_ char *json = NULL, *plain = NULL;
+        EveVaultToken t, back;
+
+        make_eve(&t);
+        ASSERT_OK(eve_vault_token_to_json(&t, &plain));
+        ASSERT_TRUE(strstr(plain, "recovery") == NULL);
+        ASSERT_OK(eve_vault_token_from_json(plain, &back, NULL));
+        ASSERT_FALSE(back.has_recovery);
+
+        t.has_recovery = true;
+        t.recovery_keyslot = 5;
+        ASSERT_OK(eve_vault_token_to_json(&t, &json));
+        ASSERT_TRUE(strstr(json, "\"recovery_keyslot\":5") != NULL);
+        ASSERT_OK(eve_vault_token_from_json(json, &back, NULL));
+        ASSERT_TRUE(back.has_recovery);
+        ASSERT_EQ(back.recovery_keyslot, 5);
+
+        refuse_eve("recovery_keyslot", "32", "recovery_keyslot");
+        refuse_eve("recovery_keyslot", "0", "recovery_keyslot"); /* the current keyslot */
+        refuse_eve("recovery_keyslot", "\"5\"", "recovery_keyslot");
+        t.recovery_keyslot = t.keyslot;
+        ASSERT_ERROR(eve_vault_token_to_json(&t, &(char *) { NULL }), EINVAL);
+}
+
 TEST(names_and_enums) {
         ASSERT_TRUE(vault_name_is_valid("config"));
         ASSERT_TRUE(vault_name_is_valid("image_2-b"));

@@ -498,13 +498,46 @@ static int write_all(int fd, const uint8_t *p, size_t size) {
         return 0;
 }
 
-/* The data goes into an unnamed file (O_TMPFILE) that gets a name only once it is complete and on disk, and
- * is then renamed over path; the directory is synced after. A crash at any point leaves the old file or the new
- * one, and no half-written temporary behind (except in the instant between naming and renaming). Where the
- * file system has no O_TMPFILE, a named temporary file does the same job. */
+/* Writes data into an unnamed file (O_TMPFILE) in dfd and, once complete and synced, links it as tmp (a name
+ * ending in XXXXXX, filled in here). 0 when done; <0 when this way is not available here (no O_TMPFILE in
+ * the file system, no /proc), and nothing was left behind. */
+static int write_tmpfile(int dfd, char *tmp, const void *data, size_t size, mode_t mode) {
+        _cleanup_close_ int fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+        char proc[64], *x = tmp + strlen(tmp) - 6;
+        int r;
+
+        if (fd < 0)
+                return -errno;
+        r = fchmod(fd, mode) < 0 ? -errno : write_all(fd, data, size);
+        if (r < 0)
+                return r;
+        if (fsync(fd) < 0)
+                return -errno;
+        (void) snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        for (unsigned i = 0; i < 16; i++) {
+                uint8_t b[6];
+
+                if (getrandom(b, sizeof(b), 0) != sizeof(b))
+                        return -EIO;
+                for (unsigned k = 0; k < 6; k++)
+                        x[k] = "abcdefghijklmnopqrstuvwxyz0123456789"[b[k] % 36];
+                if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) >= 0)
+                        return 0;
+                if (errno != EEXIST)
+                        break;
+        }
+        r = -errno;
+        memcpy(x, "XXXXXX", 6);
+        return r;
+}
+
+/* The data goes into an unnamed file that gets a name only once it is complete and on disk, and is then
+ * renamed over path; the directory is synced after. A crash at any point leaves the old file or the new one,
+ * and no half-written temporary behind (except in the instant between naming and renaming). Where the file
+ * system has no O_TMPFILE (or there is no /proc), a named temporary file does the same job. */
 int crypto_write_file_atomic(const char *path, const void *data, size_t size, mode_t mode) {
         _cleanup_free_ char *tmp = NULL, *dir = NULL;
-        _cleanup_close_ int fd = -EBADF, dfd = -EBADF;
+        _cleanup_close_ int dfd = -EBADF;
         char *slash;
         int r;
 
@@ -522,32 +555,12 @@ int crypto_write_file_atomic(const char *path, const void *data, size_t size, mo
         if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0)
                 return -ENOMEM;
 
-        fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
-        if (fd >= 0) {
-                char proc[64];
+        r = write_tmpfile(dfd, tmp, data, size, mode);
+        if (r == -ENOSPC || r == -EIO || r == -EDQUOT)
+                return r;
+        if (r < 0) {
+                _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
 
-                r = fchmod(fd, mode) < 0 ? -errno : write_all(fd, data, size);
-                if (r < 0)
-                        return r;
-                if (fsync(fd) < 0)
-                        return -errno;
-                (void) snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-                /* A free name for the link: mktemp's pattern, checked by linkat itself (EEXIST: again). */
-                for (unsigned i = 0;; i++) {
-                        char *x = tmp + strlen(tmp) - 6;
-                        uint8_t b[6];
-
-                        if (getrandom(b, sizeof(b), 0) != sizeof(b))
-                                return -EIO;
-                        for (unsigned k = 0; k < 6; k++)
-                                x[k] = "abcdefghijklmnopqrstuvwxyz0123456789"[b[k] % 36];
-                        if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) >= 0)
-                                break;
-                        if (errno != EEXIST || i >= 16)
-                                return -errno;
-                }
-        } else if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL || errno == ENOENT) {
-                fd = mkostemp(tmp, O_CLOEXEC);
                 if (fd < 0)
                         return -errno;
                 r = fchmod(fd, mode) < 0 ? -errno : write_all(fd, data, size);
@@ -557,9 +570,7 @@ int crypto_write_file_atomic(const char *path, const void *data, size_t size, mo
                         (void) unlink(tmp);
                         return r;
                 }
-        } else
-                return -errno;
-
+        }
         if (rename(tmp, path) < 0) {
                 r = -errno;
                 (void) unlink(tmp);

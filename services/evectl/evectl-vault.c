@@ -441,8 +441,15 @@ static int vault_create(sd_bus *bus, const char *name) {
 
 /* ---- delete, lock, unlock, rotate ---- */
 
-static int vault_call(
-                sd_bus *bus, const char *name, const char *method, const char *what, const char *done) {
+/* A vault method without a result; secret (may be NULL): its one string argument, sent in a message erased
+ * when freed. */
+static int
+                vault_call(sd_bus *bus,
+                           const char *name,
+                           const char *method,
+                           const char *secret,
+                           const char *what,
+                           const char *done) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_bus_error_ sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_free_ char *path = NULL;
@@ -454,6 +461,11 @@ static int vault_call(
         {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
                 r = sd_bus_message_new_method_call(bus, &m, VAULT_DEST, path, VAULT_IFACE, method);
+                if (r >= 0 && secret) {
+                        r = sd_bus_message_sensitive(m);
+                        if (r >= 0)
+                                r = sd_bus_message_append(m, "s", secret);
+                }
                 if (r >= 0)
                         r = sd_bus_call(bus, m, EVECTL_LONG_CALL_TIMEOUT_USEC, &e, &reply);
         }
@@ -540,30 +552,19 @@ static int read_recovery_key(const char *name, char **ret) {
 }
 
 static int vault_unlock_with_recovery_key(sd_bus *bus, const char *name) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_bus_error_ sd_bus_error e = SD_BUS_ERROR_NULL;
-        _cleanup_free_ char *path = NULL;
         _cleanup_secret_ char *key = NULL;
         int r;
 
-        r = find_vault(bus, name, &path);
-        if (r < 0)
-                return r;
         r = read_recovery_key(name, &key);
         if (r < 0)
                 return r;
-        r = sd_bus_message_new_method_call(bus, &m, VAULT_DEST, path, VAULT_IFACE, "UnlockWithRecoveryKey");
-        if (r >= 0)
-                r = sd_bus_message_sensitive(m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", key);
-        if (r >= 0)
-                r = sd_bus_call(bus, m, EVECTL_LONG_CALL_TIMEOUT_USEC, &e, &reply);
-        if (r < 0 && sd_bus_error_has_name(&e, "org.eve.Vault.Error.DeviceMapperUnavailable"))
-                return log_error_errno(r, "Vault %s: %s", name, e.message ?: "device-mapper unavailable");
-        if (r < 0)
-                return vault_error(r, &e, "unlock vaults");
-        return print_result(bus, path, "Unlocked with the recovery key; re-sealed to the TPM.");
+        return vault_call(
+                        bus,
+                        name,
+                        "UnlockWithRecoveryKey",
+                        key,
+                        "unlock vaults",
+                        "Unlocked with the recovery key; re-sealed to the TPM.");
 }
 
 static int vault_rotate(sd_bus *bus, const char *name) {
@@ -734,9 +735,9 @@ int verb_vault(int argc, char **argv) {
         if (streq(cmd, "delete"))
                 return vault_delete(bus, name);
         if (streq(cmd, "lock"))
-                return vault_call(bus, name, "Lock", "lock vaults", "Locked.");
+                return vault_call(bus, name, "Lock", NULL, "lock vaults", "Locked.");
         if (streq(cmd, "unlock"))
-                return vault_call(bus, name, "Unlock", "unlock vaults", "Unlocked.");
+                return vault_call(bus, name, "Unlock", NULL, "unlock vaults", "Unlocked.");
         if (streq(cmd, "rotate"))
                 return vault_rotate(bus, name);
         return log_error_errno(

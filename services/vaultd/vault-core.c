@@ -346,6 +346,25 @@ static bool journal_changes_policy(const EveVaultToken *t) {
                         (t->new_pcr_mask != 0 && !streq(t->new_pcr_source, t->pcr_source));
 }
 
+/* Ends an unconfirmed rotation: the previous key's keyslot goes, the journal is cleared. */
+static int drop_unconfirmed_old(struct crypt_device *cd, EveVaultToken *t, VaultResult *res) {
+        int r;
+
+        if (luks2_keyslots_active(cd) & (UINT32_C(1) << t->old_keyslot)) {
+                r = luks2_remove_keyslot(cd, t->old_keyslot);
+                if (r < 0)
+                        return set_reason(
+                                        res,
+                                        r,
+                                        VAULT_ERROR_FAILED,
+                                        "removing the old keyslot %d failed",
+                                        t->old_keyslot);
+        }
+        vault_crash_point("confirm");
+        journal_clear(t, ROTATION_NONE);
+        return 0;
+}
+
 /* A rotation journal left by a crash: before the new key was escrowed, undo (drop every keyslot but the
  * current one); after, finish (drop the old keyslot, or keep it until confirmed when the rotation holds).
  * Needs no key. REQUESTED and UNCONFIRMED are resting states, not crashes. */
@@ -1367,19 +1386,11 @@ static int
         RotationTarget g;
         int r;
 
+        /* The held change's previous key goes too: the fresh key replaces both. */
         if (t->rotation == ROTATION_UNCONFIRMED) {
-                /* The held change's previous key goes too: the fresh key replaces both. */
-                if (luks2_keyslots_active(cd) & (UINT32_C(1) << t->old_keyslot)) {
-                        r = luks2_remove_keyslot(cd, t->old_keyslot);
-                        if (r < 0)
-                                return set_reason(
-                                                ret,
-                                                r,
-                                                VAULT_ERROR_FAILED,
-                                                "removing keyslot %d failed",
-                                                t->old_keyslot);
-                }
-                journal_clear(t, ROTATION_NONE);
+                r = drop_unconfirmed_old(cd, t, ret);
+                if (r < 0)
+                        return r;
         }
         r = rotation_target(t, NULL, &g, ret);
         if (r < 0)
@@ -1658,18 +1669,9 @@ int vault_confirm(const char *image, uint64_t generation, VaultResult *ret) {
                                 generation,
                                 t->generation);
         if (t->rotation == ROTATION_UNCONFIRMED) {
-                if (luks2_keyslots_active(cd) & (UINT32_C(1) << t->old_keyslot)) {
-                        r = luks2_remove_keyslot(cd, t->old_keyslot);
-                        if (r < 0)
-                                return set_reason(
-                                                ret,
-                                                r,
-                                                VAULT_ERROR_FAILED,
-                                                "removing the old keyslot %d failed",
-                                                t->old_keyslot);
-                }
-                vault_crash_point("confirm");
-                journal_clear(t, ROTATION_NONE);
+                r = drop_unconfirmed_old(cd, t, ret);
+                if (r < 0)
+                        return r;
         }
         t->escrow = ESCROW_CONFIRMED;
         r = save_or_fail(cd, eve_id, t, ret);

@@ -562,8 +562,10 @@ GETTER(property_get_last_operation_time, return sd_bus_message_append(reply, "t"
 GETTER(property_get_progress,
        return sd_bus_message_append(reply, "(stt)", v->progress_phase, v->progress_done, v->progress_total))
 
-/* Unlock() and Lock(): one worker job, answered when it is done. */
-static int start_vault_job(sd_bus_message *msg, Vault *v, JobType type, sd_bus_error *error) {
+/* Unlock(), Lock(), AddRecoveryKey(), UnlockWithRecoveryKey(): one worker job, answered when it is done.
+ * keys_json: for the worker's --keys-fd (taken; erased with the job). */
+static int start_vault_job(
+                sd_bus_message *msg, Vault *v, JobType type, char **keys_json, sd_bus_error *error) {
         Job *j;
         int r;
 
@@ -572,11 +574,13 @@ static int start_vault_job(sd_bus_message *msg, Vault *v, JobType type, sd_bus_e
                 return r;
         if (v->n_jobs > 0)
                 return busy(v, error);
-        if (type == JOB_UNLOCK && v->state == VAULT_UNLOCKED)
+        if (type == JOB_UNLOCK && !keys_json && v->state == VAULT_UNLOCKED)
                 return sd_bus_reply_method_return(msg, NULL);
         j = job_new(v, type, msg);
         if (!j)
                 return -ENOMEM;
+        if (keys_json)
+                j->keys_json = TAKE_PTR(*keys_json);
         if (type == JOB_LOCK)
                 job_enqueue_after_unmount(j); /* systemd stops the units that need it and unmounts first */
         else
@@ -585,38 +589,23 @@ static int start_vault_job(sd_bus_message *msg, Vault *v, JobType type, sd_bus_e
 }
 
 static int method_unlock(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return start_vault_job(msg, userdata, JOB_UNLOCK, error);
+        return start_vault_job(msg, userdata, JOB_UNLOCK, NULL, error);
 }
 
 static int method_lock(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return start_vault_job(msg, userdata, JOB_LOCK, error);
+        return start_vault_job(msg, userdata, JOB_LOCK, NULL, error);
 }
 
 static int method_add_recovery_key(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Vault *v = userdata;
-        Job *j;
-        int r;
-
-        r = verify_admin(msg, error);
-        if (r < 0)
-                return r;
-        if (v->n_jobs > 0)
-                return busy(v, error);
-        j = job_new(v, JOB_ADD_RECOVERY, msg);
-        if (!j)
-                return -ENOMEM;
-        log_info("Vault %s: making a recovery key.", v->name);
-        job_enqueue(j);
-        return 1;
+        return start_vault_job(msg, userdata, JOB_ADD_RECOVERY, NULL, error);
 }
 
 /* The key reaches the worker in its keys memfd, normalised; the request is erased when freed. */
 static int method_unlock_with_recovery_key(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_secret_ char *key = NULL;
+        _cleanup_(erase_and_freep) char *json = NULL;
         Vault *v = userdata;
         const char *typed;
-        char *json;
-        Job *j;
         int r;
 
         (void) sd_bus_message_sensitive(msg);
@@ -626,8 +615,6 @@ static int method_unlock_with_recovery_key(sd_bus_message *msg, void *userdata, 
         r = verify_admin(msg, error);
         if (r < 0)
                 return r;
-        if (v->n_jobs > 0)
-                return busy(v, error);
         if (!v->has_recovery_key)
                 return sd_bus_error_setf(
                                 error, VAULT_ERR("KeyRejected"), "Vault %s has no recovery key.", v->name);
@@ -640,15 +627,7 @@ static int method_unlock_with_recovery_key(sd_bus_message *msg, void *userdata, 
         if (!json)
                 return -ENOMEM;
         (void) sprintf(json, "{\"recovery\":\"%s\"}", key);
-        j = job_new(v, JOB_UNLOCK, msg);
-        if (!j) {
-                erase_and_free(json);
-                return -ENOMEM;
-        }
-        j->keys_json = json;
-        log_info("Vault %s: unlocking with the recovery key.", v->name);
-        job_enqueue(j);
-        return 1;
+        return start_vault_job(msg, v, JOB_UNLOCK, &json, error);
 }
 
 static int method_change_key(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

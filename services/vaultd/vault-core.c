@@ -434,6 +434,23 @@ static int recover_journal(struct crypt_device *cd, int eve_id, EveVaultToken *t
         return 0;
 }
 
+/* open_vault(), then a journal a crash left resolved (recover_journal()): how every operation that needs the
+ * key starts. */
+static int open_recovered(
+                const char *image, struct crypt_device **ret_cd, int *ret_eve_id, VaultResult *ret) {
+        _cleanup_(luks2_crypt_freep) struct crypt_device *cd = NULL;
+        int r;
+
+        r = open_vault(image, &cd, ret_eve_id, ret);
+        if (r < 0)
+                return r;
+        r = recover_journal(cd, *ret_eve_id, &ret->token, ret);
+        if (r < 0)
+                return r;
+        *ret_cd = TAKE_PTR(cd);
+        return 0;
+}
+
 /* ---- obtaining the current key ---- */
 
 typedef struct KeyParts {
@@ -1428,10 +1445,7 @@ int vault_add_recovery(
         EveVaultToken *t = &ret->token;
         int r, eve_id, slot, old;
 
-        r = open_vault(image, &cd, &eve_id, ret);
-        if (r < 0)
-                return r;
-        r = recover_journal(cd, eve_id, t, ret);
+        r = open_recovered(image, &cd, &eve_id, ret);
         if (r < 0)
                 return r;
         r = obtain_key(c, cd, t, &req->keys, &k, ret);
@@ -1481,10 +1495,7 @@ int vault_unlock(Tpm2Context *c, const char *image, const VaultRequest *req, Vau
         EveVaultToken *t = &ret->token;
         int r, eve_id;
 
-        r = open_vault(image, &cd, &eve_id, ret);
-        if (r < 0)
-                return r;
-        r = recover_journal(cd, eve_id, t, ret);
+        r = open_recovered(image, &cd, &eve_id, ret);
         if (r < 0)
                 return r;
 
@@ -1600,10 +1611,7 @@ int vault_rotate(Tpm2Context *c, const char *image, const VaultRequest *req, Vau
         RotationTarget g;
         int r, eve_id;
 
-        r = open_vault(image, &cd, &eve_id, ret);
-        if (r < 0)
-                return r;
-        r = recover_journal(cd, eve_id, t, ret);
+        r = open_recovered(image, &cd, &eve_id, ret);
         if (r < 0)
                 return r;
         if (t->rotation == ROTATION_UNCONFIRMED)
@@ -1653,10 +1661,7 @@ int vault_confirm(const char *image, uint64_t generation, VaultResult *ret) {
         EveVaultToken *t = &ret->token;
         int r, eve_id;
 
-        r = open_vault(image, &cd, &eve_id, ret);
-        if (r < 0)
-                return r;
-        r = recover_journal(cd, eve_id, t, ret);
+        r = open_recovered(image, &cd, &eve_id, ret);
         if (r < 0)
                 return r;
         if (generation != t->generation)

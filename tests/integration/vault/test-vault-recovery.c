@@ -314,6 +314,37 @@ TEST(evectl_create_with_recovery_key_then_unlock_with_it) {
         assert_not_logged(d, key);
 }
 
+/* The worker killed while adding a recovery keyslot: no recovery key recorded, the TPM still opens the vault,
+ * and the next AddRecoveryKey works. */
+TEST(add_recovery_key_killed_then_again) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        _cleanup_free_ char *key = NULL, *img = NULL, *path = NULL;
+        VaultDaemon *d;
+
+        vt_provision(t, 0x11);
+        test_bus_start(NULL);
+        d = vt_daemon_start(t, NULL, "recovery-slot-added");
+        img = image_of(d, "image");
+        path = vt_path("image");
+        {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                uint64_t since = vt_get_u64("image", "LastOperationTime");
+
+                ASSERT_TRUE(vt_call(path, VT_IFACE, "AddRecoveryKey", &error, &reply, NULL) < 0);
+                ASSERT_STREQ(error.name, VT_ERR("WorkerFailed"));
+                vt_wait_op("image", "inspect", since);
+        }
+        ASSERT_FALSE(has_recovery_key("image"));
+        vt_daemon_restart(d, NULL);
+        assert_key_verified("image", "tpm");
+        ASSERT_EQ(vt_get_u64("image", "KeyGeneration"), 1);
+        key = add_recovery_key("image");
+        ASSERT_TRUE(has_recovery_key("image"));
+        ASSERT_TRUE(cryptsetup_accepts(img, key));
+        assert_not_logged(d, key);
+}
+
 static int call_denied(void *userdata) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_free_ char *path = vt_path("image");

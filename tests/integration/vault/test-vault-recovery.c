@@ -314,8 +314,8 @@ TEST(evectl_create_with_recovery_key_then_unlock_with_it) {
         assert_not_logged(d, key);
 }
 
-/* The worker killed while adding a recovery keyslot: no recovery key recorded, the TPM still opens the vault,
- * and the next AddRecoveryKey works. */
+/* The worker killed while adding a recovery keyslot: no recovery key recorded, the TPM still opens the
+ * vault, and the next AddRecoveryKey works. */
 TEST(add_recovery_key_killed_then_again) {
         Swtpm *t = test_swtpm_start(0, NULL);
         _cleanup_free_ char *key = NULL, *img = NULL, *path = NULL;

@@ -975,7 +975,7 @@ int vault_create(
         KeySource wanted = req->key_source >= 0 ? req->key_source : KEY_SOURCE_TPM;
         uint32_t pcr_mask = req->pcr_mask ?: VAULT_DEFAULT_PCRS;
         const char *reason;
-        bool device;
+        bool device = false;
         int r, slot;
 
         if (!vault_name_is_valid(name))

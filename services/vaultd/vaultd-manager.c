@@ -682,9 +682,19 @@ static void vault_apply_token(Vault *v, json_object *o) {
         v->keyslots = (unsigned) MAX(jint(o, "keyslots", 0), 0);
 }
 
-static void vault_apply_escrow(Vault *v, json_object *o) {
+static bool wants_share(const Vault *v);
+
+/* Whether the controller may not hold this vault's current key (or a share must be asked for). */
+static bool vault_escrow_pending(const Vault *v) {
+        return (v->escrow_blob.data && (v->escrow != ESCROW_CONFIRMED || v->rotation == ROTATION_UNCONFIRMED)) ||
+                        wants_share(v);
+}
+
+/* Takes the escrow blob a worker made; true when there is a new one the controller still needs. */
+static bool vault_apply_escrow(Vault *v, json_object *o) {
         const char *b = jstr(o, "escrow_blob");
         _cleanup_free_ uint8_t *blob = NULL;
+        bool fresh = false;
         size_t n;
 
         if (b && base64_decode(b, strlen(b), false, &blob, &n) >= 0) {
@@ -692,12 +702,14 @@ static void vault_apply_escrow(Vault *v, json_object *o) {
                 v->escrow_blob.data = TAKE_PTR(blob);
                 v->escrow_blob.size = n;
                 v->escrow_generation = (uint64_t) MAX(jint(o, "escrow_generation", 0), 0);
+                fresh = true;
         }
         /* A blob of a key that is gone is of no use to anybody. */
         if (v->escrow_blob.data && v->escrow_generation != v->generation)
                 blob_done(&v->escrow_blob);
         if (!key_source_needs_tpm(v->key_source))
                 blob_done(&v->escrow_blob);
+        return fresh && v->escrow_blob.data && vault_escrow_pending(v);
 }
 
 void manager_update_status(Manager *m) {
@@ -758,7 +770,7 @@ static void job_finish(Job *j, int exit_code, int signal_no) {
         Vault *v = j->vault;
         json_object *o = NULL;
         const char *error = NULL, *reason = NULL;
-        bool ok = false;
+        bool ok = false, fresh_escrow = false;
 
         if (m->running == j)
                 m->running = NULL;
@@ -790,7 +802,7 @@ static void job_finish(Job *j, int exit_code, int signal_no) {
         } else {
                 ok = jbool(o, "ok");
                 vault_apply_token(v, o);
-                vault_apply_escrow(v, o);
+                fresh_escrow = vault_apply_escrow(v, o);
                 error = jstr(o, "error");
                 reason = jstr(o, "reason");
                 if (!ok && !error)
@@ -911,8 +923,10 @@ static void job_finish(Job *j, int exit_code, int signal_no) {
         }
         manager_converge_job_done(m, v, j->type, ok && !error);
         json_object_put(o);
-        if (manager_escrow_pending(m) != m->escrow_pending) {
-                m->escrow_pending = !m->escrow_pending;
+        /* Also when it stays true: a new blob (a vault created or re-sealed after this boot's escrow exchange)
+         * tells eve-attestd to upload again, even while another vault was pending all along. */
+        if (manager_escrow_pending(m) != m->escrow_pending || (m->escrow_pending && fresh_escrow)) {
+                m->escrow_pending = manager_escrow_pending(m);
                 manager_emit_changed(m, "EscrowPending");
         }
         manager_update_status(m);
@@ -1377,9 +1391,7 @@ static bool wants_share(const Vault *v) {
 
 bool manager_escrow_pending(Manager *m) {
         for (Vault *v = m->vaults; v; v = v->next)
-                if ((v->escrow_blob.data &&
-                     (v->escrow != ESCROW_CONFIRMED || v->rotation == ROTATION_UNCONFIRMED)) ||
-                    wants_share(v))
+                if (vault_escrow_pending(v))
                         return true;
         return false;
 }

@@ -29,7 +29,8 @@ check theft-created wait_for 120 sh -c 'refresh() { busctl --system call org.eve
         /org/eve/Vault/vault/theft org.eve.Vault.Vault State' ||
         note "configd: $(journal_tail eve-configd.service); vaultd: $(journal_tail eve-vaultd.service)"
 check theft-unlocked theft_open 180 ||
-        note "vault theft: $(vault_prop theft State) '$(vault_prop theft LastError)'; $(journal_tail eve-vaultd.service)"
+        note "vault theft: $(vault_prop theft State) '$(vault_prop theft LastError)'; $(journalctl -b -u eve-vaultd.service \
+                -o cat --no-pager | grep -i -A2 'theft\|worker' | tail -n 20 | tr '\n' '|')"
 check theft-by-controller-share test "$(vault_prop theft UnlockMethod)" = tpm+controller
 # The marker never appears on a command line (a failed check prints its command, and the journal is on the
 # disk the stolen-disk check searches).

@@ -972,6 +972,25 @@ static int create_default(Manager *m, const char *name, uint64_t size) {
         return queue_create(v, size);
 }
 
+/* An image file whose creation never got as far as its LUKS2 header: both header slots (the primary at 0 and
+ * the secondary at 16 KiB) still zero, as allocated. A real vault never has that; a damaged header is left
+ * alone (its unlock says why). */
+static bool image_unfinished(int dfd, const char *file) {
+        _cleanup_close_ int fd = openat(dfd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        uint8_t buf[32768];
+        ssize_t n;
+
+        if (fd < 0)
+                return false;
+        n = pread(fd, buf, sizeof(buf), 0);
+        if (n < 0)
+                return false;
+        for (ssize_t i = 0; i < n; i++)
+                if (buf[i] != 0)
+                        return false;
+        return true;
+}
+
 /* A vault on a partition (docs/VAULTS.md "Partitions"): <image dir>/<name>.img is a symlink to the block
  * device. One with a LUKS2 header is a vault like any other; a blank one is made a vault (the worker refuses
  * a partition that holds anything); a symlink to anything else is left alone. */
@@ -1041,6 +1060,16 @@ int manager_start(Manager *m) {
                 }
                 if (!S_ISREG(st.st_mode))
                         continue;
+                if (image_unfinished(dirfd(d), de->d_name)) {
+                        /* Power lost while a vault was being allocated, before LUKS2 wrote its header: no key
+                         * and no data in it. Gone, so a default vault is created again below. */
+                        log_notice("%s/%s was never finished (its creation was interrupted): removing it.",
+                                   dir,
+                                   de->d_name);
+                        if (unlinkat(dirfd(d), de->d_name, 0) < 0)
+                                log_warning_errno(errno, "Cannot remove %s/%s: %m", dir, de->d_name);
+                        continue;
+                }
                 r = manager_add_vault(m, name, (uint64_t) st.st_size, &v);
                 if (r < 0)
                         return log_error_errno(r, "Cannot add vault %s: %m", name);

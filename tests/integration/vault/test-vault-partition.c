@@ -7,9 +7,11 @@
 #include <fcntl.h>
 #include <gnutls/crypto.h>
 #include <libcryptsetup.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "luks2-util.h"
+#include "paths.h"
 #include "vault-test.h"
 
 typedef struct Loop {
@@ -142,6 +144,51 @@ TEST(vault_on_a_partition) {
                 vt_assert_contains(e, "holds data");
         }
         device_digest(busy->dev, after);
+        ASSERT_MEMEQ(before, 32, after, 32);
+}
+
+/* Power lost while a default vault was being allocated: its image is all zeros, no LUKS2 header. The next
+ * start removes it and creates the vault again. A file with anything in it (here: random bytes where the
+ * header would be) is never removed: the vault shows the error and the bytes stay. */
+TEST(unfinished_image_created_again_foreign_bytes_kept) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        _cleanup_free_ char *root = test_mkdtemp("root"), *dir = NULL, *img = NULL, *cfg = NULL;
+        uint8_t junk[65536], before[32], after[32];
+        _cleanup_close_ int fd = -EBADF;
+
+        vt_provision(t, 0x12);
+        ASSERT_OK(asprintf(&dir, "%s/persist/vault-images", root));
+        ASSERT_OK(eve_mkdir_p(dir, 0700));
+        ASSERT_OK(asprintf(&img, "%s/image.img", dir));
+        ASSERT_OK(asprintf(&cfg, "%s/config.img", dir));
+        fd = open(img, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_OK(ftruncate(fd, 32 << 20));
+        fd = safe_close(fd);
+        ASSERT_EQ(getrandom(junk, sizeof(junk), 0), (ssize_t) sizeof(junk));
+        fd = open(cfg, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_EQ(write(fd, junk, sizeof(junk)), (ssize_t) sizeof(junk));
+        ASSERT_OK(ftruncate(fd, 32 << 20));
+        fd = safe_close(fd);
+        device_digest(cfg, before);
+
+        test_bus_start(NULL);
+        vt_daemon_start(t, root, NULL);
+        vt_wait_str("image", "LastErrorName", VT_ERR("DeviceMapperUnavailable"));
+        {
+                _cleanup_free_ char *m = vt_get_str("image", "UnlockMethod");
+                ASSERT_STREQ(m, "tpm");
+                ASSERT_EQ(vt_get_u64("image", "KeyGeneration"), 1);
+                ASSERT_TRUE(has_luks_magic(img));
+        }
+        {
+                _cleanup_free_ char *state = vt_get_str("config", "State"),
+                                    *e = vt_get_str("config", "LastError");
+                ASSERT_STREQ(state, "Error");
+                vt_assert_contains(e, "LUKS2");
+        }
+        device_digest(cfg, after);
         ASSERT_MEMEQ(before, 32, after, 32);
 }
 

@@ -138,7 +138,8 @@ expiration_days = 30' >"$t/server.tmpl"
         evc_port=''
 }
 
-# evc_start / evc_stop: the controller as this script's child. The first start picks a free port; later ones
+# evc_start / evc_stop: the controller as this script's child (the binary itself: the evc function put in the
+# background would be a subshell, and killing that would leave evc running). The first start picks a free port; later ones
 # reuse it (the guestfwd of a running machine names it). evc_unreachable / evc_reachable: the network path
 # between the guest and evc cut or restored (the forwarder closes each new connection at once while
 # $vm/evc.down exists), with evc itself untouched.
@@ -146,9 +147,11 @@ evc_start() {
 
         rm -f "$vm/evc.port"
         if [ -z "$evc_port" ]; then
-                evc serve --listen 127.0.0.1:0 --port-file "$vm/evc.port" >>"$vm/evc.log" 2>&1 &
+                "$build/controller/evc" --dir "$evcdir" serve --listen 127.0.0.1:0 --port-file "$vm/evc.port" \
+                        >>"$vm/evc.log" 2>&1 &
         else
-                evc serve --listen "127.0.0.1:$evc_port" --port-file "$vm/evc.port" >>"$vm/evc.log" 2>&1 &
+                "$build/controller/evc" --dir "$evcdir" serve --listen "127.0.0.1:$evc_port" \
+                        --port-file "$vm/evc.port" >>"$vm/evc.log" 2>&1 &
         fi
         evc_pid=$!
         for _ in $(seq 200); do

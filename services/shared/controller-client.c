@@ -65,6 +65,7 @@ struct ControllerClient {
         SigningCert signing[SIGNING_MAX];
         size_t n_signing;
         uint64_t miss_refetch_usec; /* CLOCK_MONOTONIC of the last /certs fetched for an unknown signer */
+        unsigned miss_refetch_inflight; /* such fetches not answered yet */
 
         uint64_t connect_timeout_usec, timeout_usec;
         size_t response_max;
@@ -1386,6 +1387,12 @@ static void certs_done_for_waiting(ControllerRequest *certs, int error) {
 
         if (!w)
                 return;
+        if (w->refetched && c->miss_refetch_inflight > 0) {
+                /* The bound counts from the answer: requests that missed while it was on its way had no
+                 * chance to see it. */
+                c->miss_refetch_inflight--;
+                c->miss_refetch_usec = monotonic_usec();
+        }
         w->client = c; /* lent back for the handler; w is no longer in the list */
         if (error < 0) {
                 request_finish(w, error, NULL, 0);
@@ -1455,7 +1462,7 @@ static void request_verify_and_finish(ControllerClient *c, ControllerRequest *q)
                                        ac->protectedpayload->payload.len);
                 goto done;
         }
-        if (!q->refetched && c->miss_refetch_usec != 0 &&
+        if (!q->refetched && c->miss_refetch_inflight == 0 && c->miss_refetch_usec != 0 &&
             monotonic_usec() - c->miss_refetch_usec < CONTROLLER_CERTS_REFETCH_MIN_USEC) {
                 /* Bounded: an unknown signer made us fetch /certs a moment ago already; another one is not
                  * worth a round trip yet (EVE: CertMiss). */
@@ -1478,8 +1485,10 @@ static void request_verify_and_finish(ControllerClient *c, ControllerRequest *q)
                 c->miss_refetch_usec = monotonic_usec();
                 request_unlink(q);
                 r = request_start_certs(c, q, NULL, NULL, NULL);
-                if (r >= 0)
+                if (r >= 0) {
+                        c->miss_refetch_inflight++;
                         return;
+                }
                 q->client = c;
                 request_finish(q, set_error(c, r, "Cannot fetch /certs: %s", strerror(-r)), NULL, 0);
                 q->client = NULL;

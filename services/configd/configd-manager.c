@@ -85,6 +85,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->info_timer);
         sd_event_source_disable_unref(m->tpm_idle);
         sd_event_source_disable_unref(m->credsock_source);
+        sd_event_source_disable_unref(m->mount_watch);
         safe_close(m->credsock_fd);
         if (m->credsock_path)
                 (void) unlink(m->credsock_path);
@@ -162,10 +163,37 @@ static int is_mount_point(const char *path) {
         return a.st_dev != b.st_dev || a.st_ino == b.st_ino;
 }
 
+static int on_mount_table(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        manager_update_storage(userdata);
+        return 0;
+}
+
+/* eve-vaultd reports the vault Unlocked once systemd's mount unit is started; the mount itself follows. The
+ * kernel signals every change of the mount table on /proc/self/mountinfo (EPOLLPRI): look again then. */
+static void watch_mount_table(Manager *m, bool on) {
+        _cleanup_close_ int fd = -EBADF;
+
+        if (!on || m->mount_watch) {
+                if (!on)
+                        m->mount_watch = sd_event_source_disable_unref(m->mount_watch);
+                return;
+        }
+        fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || sd_event_add_io(m->event, &m->mount_watch, fd, EPOLLPRI, on_mount_table, m) < 0) {
+                log_warning_errno(fd < 0 ? errno : EINVAL,
+                                  "Cannot watch the mount table; the config vault's mount is seen at the next "
+                                  "change of its state: %m");
+                return;
+        }
+        (void) sd_event_source_set_io_fd_own(m->mount_watch, true);
+        TAKE_FD(fd);
+}
+
 void manager_update_storage(Manager *m) {
         const char *reason = NULL;
         int r;
 
+        watch_mount_table(m, false);
         if (!vault_unlocked(m)) {
                 if (m->config)
                         set_storage_state(
@@ -191,6 +219,8 @@ void manager_update_storage(Manager *m) {
                                         "but "
                                         "nothing is mounted at %s.",
                                         m->vault_mount);
+                        if (m->event)
+                                watch_mount_table(m, true);
                         return;
                 }
         }

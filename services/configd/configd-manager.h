@@ -80,6 +80,7 @@ typedef struct Manager {
         char *acl_dir;
         char *vault_mount; /* where the config vault is mounted (default $EVE_VAULTS_DIR/config) */
         bool check_mount;  /* only store when vault_mount is a mount point (off only for tests) */
+        sd_event_source *mount_watch; /* the mount table, while the vault is Unlocked but not yet mounted */
         uint64_t fetch_interval, fetch_retry, info_interval;
         bool fetch_enabled, info_enabled;
 

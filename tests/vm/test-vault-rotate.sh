@@ -17,8 +17,11 @@ names+=(confirmed rotate-held rotate-refused-third-key still-two-keyslots confir
 reopened rotated
 names+=(stock-rotated stock-rotated-mount stock-rotated-sum stock-rotated-detach)
 
-# Every crash point the worker has must be one the guest case kills at.
-have=$(grep -o 'vault_crash_point("[^"]*")' "$src/services/vaultd/vault-core.c" | cut -d'"' -f2 | sort -u)
+# Every crash point of a key change the worker has must be one the guest case kills at. The other two are
+# killed on the host, where no mapping is needed: "formatted" (a creation cut short: test-vault-converge) and
+# "recovery-slot-added" (adding a recovery key: test-vault-recovery).
+have=$(grep -o 'vault_crash_point("[^"]*")' "$src/services/vaultd/vault-core.c" | cut -d'"' -f2 |
+        grep -vx -e formatted -e recovery-slot-added | sort -u)
 missing=$(comm -23 <(echo "$have") <(printf '%s\n' "${plain[@]}" confirm | sort -u) | tr '\n' ' ')
 if [ -n "$have" ] && [ -z "$missing" ]; then
         passed=$((passed + 1)); echo "ok crash-points-covered"

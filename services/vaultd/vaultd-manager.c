@@ -608,6 +608,7 @@ static void manager_dispatch(Manager *m) {
                         manager_converge(m); /* the last job of a vault gone may have held it up */
                         continue;
                 }
+                j->was_unlocked = j->vault->state == VAULT_UNLOCKED;
                 vault_set_busy_state(j->vault, j->type);
                 (void) set_str(&j->vault->progress_phase, "");
                 j->vault->progress_done = j->vault->progress_total = 0;
@@ -846,7 +847,9 @@ static void job_finish(Job *j, int exit_code, int signal_no) {
                                         error = VAULT_ERROR_FAILED;
                         } else
                                 v->state = VAULT_LOCKED;
-                        if (j->type == JOB_UNLOCK) {
+                        /* How it was opened this boot: a later key check of an open vault (released keys
+                         * checked again, after which the TPM path works) does not change that. */
+                        if (j->type == JOB_UNLOCK && !(j->was_unlocked && v->state == VAULT_UNLOCKED)) {
                                 v->unlock_method = km;
                                 v->moved_pcrs = jpcrs(o, "moved_pcrs");
                         } else if (v->state != VAULT_UNLOCKED)

@@ -123,6 +123,7 @@ struct Job {
         JobType type;
         sd_bus_message *request; /* answered when the job is done; NULL for the daemon's own jobs */
         bool chain_unlock;       /* create: unlock (map, mkfs, mount) right after; unlock: of a new vault */
+        bool was_unlocked;       /* unlock: the vault was Unlocked when the job started (keys checked again) */
         bool requested;          /* rotate: recorded as requested (the worker said so) */
 
         /* arguments */

@@ -172,23 +172,18 @@ int luks2_check_key(struct crypt_device *cd, int keyslot, const void *secret, si
 }
 
 int luks2_activate(struct crypt_device *cd, const char *name, int keyslot, const void *secret, size_t secret_size) {
-        _cleanup_secret_ char *pass = NULL;
-        size_t pass_len;
+        _cleanup_secret_ uint8_t *vk = NULL;
+        size_t vk_size;
         int r;
 
         if (!name)
                 return -EINVAL;
-        r = passphrase_from_secret(secret, secret_size, &pass, &pass_len);
+        /* The keyslot yields the volume key (a wrong key reads as a wrong key even where no device-mapper
+         * exists), which then makes the mapping: one keyslot KDF. */
+        r = luks2_volume_key_get(cd, keyslot, secret, secret_size, &vk, &vk_size);
         if (r < 0)
                 return r;
-        /* Check the key first: a wrong key must read as a wrong key even where no device-mapper exists. */
-        r = crypt_activate_by_passphrase(cd, NULL, keyslot < 0 ? CRYPT_ANY_SLOT : keyslot, pass, pass_len, 0);
-        if (r < 0)
-                return r;
-        r = crypt_activate_by_passphrase(cd, name, keyslot < 0 ? CRYPT_ANY_SLOT : keyslot, pass, pass_len, 0);
-        if (r < 0 && r != -EPERM && r != -EEXIST && r != -EBUSY)
-                return -EOPNOTSUPP; /* libcryptsetup says ENOTSUP/EINVAL/ENODEV when device-mapper is missing */
-        return r;
+        return luks2_activate_by_volume_key(cd, name, vk, vk_size);
 }
 
 int luks2_volume_key_get_by_passphrase(

@@ -498,6 +498,15 @@ static int write_all(int fd, const uint8_t *p, size_t size) {
         return 0;
 }
 
+/* The new file's mode, contents, and both on disk. */
+static int fill_file(int fd, const void *data, size_t size, mode_t mode) {
+        int r = fchmod(fd, mode) < 0 ? -errno : write_all(fd, data, size);
+
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        return r;
+}
+
 /* Writes data into an unnamed file (O_TMPFILE) in dfd and, once complete and synced, links it as tmp (a name
  * ending in XXXXXX, filled in here). 0 when done; <0 when this way is not available here (no O_TMPFILE in
  * the file system, no /proc), and nothing was left behind. */
@@ -508,11 +517,9 @@ static int write_tmpfile(int dfd, char *tmp, const void *data, size_t size, mode
 
         if (fd < 0)
                 return -errno;
-        r = fchmod(fd, mode) < 0 ? -errno : write_all(fd, data, size);
+        r = fill_file(fd, data, size, mode);
         if (r < 0)
                 return r;
-        if (fsync(fd) < 0)
-                return -errno;
         (void) snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
         for (unsigned i = 0; i < 16; i++) {
                 uint8_t b[6];
@@ -563,9 +570,7 @@ int crypto_write_file_atomic(const char *path, const void *data, size_t size, mo
 
                 if (fd < 0)
                         return -errno;
-                r = fchmod(fd, mode) < 0 ? -errno : write_all(fd, data, size);
-                if (r >= 0 && fsync(fd) < 0)
-                        r = -errno;
+                r = fill_file(fd, data, size, mode);
                 if (r < 0) {
                         (void) unlink(tmp);
                         return r;

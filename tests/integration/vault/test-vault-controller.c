@@ -18,7 +18,6 @@
 #include "proto-util.h"
 #include "vault-test.h"
 
-
 typedef struct Env {
         Evc *evc;
         Node *node;

@@ -9,6 +9,8 @@
  *   eve-vault-worker create  --image PATH --name NAME [--size BYTES] [--pcrs LIST] [--pcr-source SRC]
  *                            [--key-source tpm|tpm+controller|controller] [--uuid UUID]
  *   eve-vault-worker unlock  --image PATH [--map NAME [--mount DIR]] [--escrow-file PATH] [--escrow-always]
+ *   eve-vault-worker unlock  --image PATH [--map NAME [--mount DIR]] --image PATH [--map … [--mount …]] …
+ *                            [--escrow-always]
  *   eve-vault-worker rotate  --image PATH [--key-source SRC] [--pcrs LIST] [--pcr-source SRC] [--hold]
  *   eve-vault-worker confirm --image PATH --generation N
  *   eve-vault-worker lock    --image PATH --map NAME [--mount DIR]
@@ -18,7 +20,15 @@
  * Common: --keys-fd FD: key material the controller released, read from that fd (a pipe or memfd, never argv
  * or the environment): a JSON object {"escrow": base64 AttestVolumeKeyData, "share": base64
  * EveControllerShare, "recovery": the administrator's recovery key}, all optional. --progress-fd FD: lines
- * "PHASE DONE TOTAL" while it works (allocate, format, mkfs). */
+ * "PHASE DONE TOTAL" while it works (allocate, format, mkfs).
+ *
+ * Several --image (each followed by its own --map and --mount) make one unlock of several vaults: a boot's
+ * vaults with one process start and one TPM context (docs/VAULTS.md "Unlock at start"). Each vault is
+ * unlocked as by itself, one after the other in the order given, and its result printed (one JSON line, with
+ * "image") as soon as it is done, so a vault that stays locked (moved PCRs, a refused token) has no effect
+ * on the others, and a worker killed mid-way leaves the vaults already reported as they are. The progress fd
+ * gets "batch I N" when vault I (from 0) of N starts. No key material in a batch (--keys-fd and
+ * --escrow-file take one vault's keys). */
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -34,6 +44,17 @@
 #include "vault-core.h"
 #include "vault-escrow.h"
 
+/* One vault of the command line: --image, and the --map and --mount that follow it. */
+typedef struct VaultArg {
+        const char *image;
+        const char *map;
+        const char *mount;
+} VaultArg;
+
+#define WORKER_BATCH_MAX 64U
+
+static VaultArg arg_vaults[WORKER_BATCH_MAX];
+static size_t arg_n_vaults = 0; /* the --image options seen */
 static const char *arg_image = NULL;
 static const char *arg_name = NULL;
 static const char *arg_map = NULL;
@@ -159,12 +180,15 @@ static json_object *pcr_array(uint32_t mask) {
         return a;
 }
 
-static int print_result(int op_r, const VaultResult *res) {
+/* image: named in the result (an unlock of several vaults), or NULL. */
+static int print_result(int op_r, const char *image, const VaultResult *res) {
         json_object *o = json_object_new_object();
         const EveVaultToken *t = &res->token;
 
         if (!o)
                 return log_oom();
+        if (image)
+                json_object_object_add(o, "image", json_object_new_string(image));
         json_object_object_add(o, "ok", json_object_new_boolean(op_r >= 0));
         if (op_r < 0)
                 json_object_object_add(o, "errno", json_object_new_int(-op_r));
@@ -252,7 +276,8 @@ static int help(void) {
                "        [--pcrs LIST] [--pcr-source SRC] [--key-source SRC] [--uuid UUID] [--map NAME]\n"
                "        [--mount DIR] [--escrow-file PATH] [--keys-fd FD] [--progress-fd FD] [--hold]\n"
                "        [--escrow-always] [--generation N]\n"
-               "One LUKS2/TPM operation on one vault; the result as JSON on stdout. Run by eve-vaultd.\n",
+               "One LUKS2/TPM operation on one vault, its result as JSON on stdout (unlock: several --image\n"
+               "make one unlock of each vault, one JSON line each). Run by eve-vaultd.\n",
                program_invocation_short_name);
         return 0;
 }
@@ -293,7 +318,12 @@ static int parse_argv(int argc, char *argv[]) {
                 case 'h':
                         return help();
                 case 'i':
-                        arg_image = optarg;
+                        if (arg_n_vaults == WORKER_BATCH_MAX)
+                                return log_error_errno(
+                                                SYNTHETIC_ERRNO(E2BIG),
+                                                "At most %u vaults in one run.",
+                                                WORKER_BATCH_MAX);
+                        arg_vaults[arg_n_vaults++].image = optarg;
                         break;
                 case 'n':
                         arg_name = optarg;
@@ -325,11 +355,19 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_uuid = optarg;
                         break;
                 case 'm':
-                        arg_map = optarg;
+                case ARG_MOUNT: {
+                        /* For the vault of the last --image (the first one when none came yet). */
+                        VaultArg *a = &arg_vaults[arg_n_vaults > 0 ? arg_n_vaults - 1 : 0];
+                        const char **p = c == 'm' ? &a->map : &a->mount;
+
+                        if (*p)
+                                return log_error_errno(
+                                                SYNTHETIC_ERRNO(EINVAL),
+                                                "--%s given twice for one --image.",
+                                                c == 'm' ? "map" : "mount");
+                        *p = optarg;
                         break;
-                case ARG_MOUNT:
-                        arg_mount = optarg;
-                        break;
+                }
                 case 'e':
                         arg_escrow_file = optarg;
                         break;
@@ -360,11 +398,62 @@ static int parse_argv(int argc, char *argv[]) {
                 default:
                         return -EINVAL;
                 }
-        if (optind + 1 != argc || !arg_image)
+        if (optind + 1 != argc || arg_n_vaults == 0)
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Expected one operation and --image.");
-        if (arg_mount && !arg_map)
-                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--mount needs --map.");
+        for (size_t i = 0; i < arg_n_vaults; i++)
+                if (arg_vaults[i].mount && !arg_vaults[i].map)
+                        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--mount needs --map.");
+        if (arg_n_vaults > 1 && !streq(argv[optind], "unlock"))
+                return log_error_errno(
+                                SYNTHETIC_ERRNO(EINVAL), "Only unlock takes several --image.");
+        if (arg_n_vaults > 1 && (arg_keys_fd >= 0 || arg_escrow_file))
+                return log_error_errno(
+                                SYNTHETIC_ERRNO(EINVAL),
+                                "--keys-fd and --escrow-file carry one vault's keys: one --image only.");
+        arg_image = arg_vaults[0].image;
+        arg_map = arg_vaults[0].map;
+        arg_mount = arg_vaults[0].mount;
         return 1;
+}
+
+/* unlock with several --image: each vault as by itself, its result printed as soon as it is done. A vault
+ * that stays locked or fails does not stop the others; the exit status says whether every one ran. */
+static int unlock_batch(Tpm2Context *c, const VaultRequest *tmpl) {
+        int ret = 0;
+
+        for (size_t i = 0; i < arg_n_vaults; i++) {
+                _cleanup_(vault_result_done) VaultResult res = { .token.new_keyslot = -1,
+                                                                  .token.old_keyslot = -1 };
+                VaultRequest req = *tmpl;
+                int r;
+
+                if (arg_progress_fd >= 0)
+                        (void) dprintf(arg_progress_fd, "batch %zu %zu\n", i, arg_n_vaults);
+                if (i > 0)
+                        vault_crash_point("batch-next"); /* tests: killed with vaults reported and to come */
+                req.map_name = arg_vaults[i].map;
+                req.mount_point = arg_vaults[i].mount;
+                r = vault_unlock(c, arg_vaults[i].image, &req, &res);
+                if (r < 0 && !res.error)
+                        res.error = VAULT_ERROR_FAILED;
+                if (print_result(r, arg_vaults[i].image, &res) < 0)
+                        return log_error_errno(SYNTHETIC_ERRNO(EIO), "Cannot write the results.");
+                if (r < 0)
+                        ret = 1;
+        }
+        return ret;
+}
+
+/* No TPM: every vault of the run says so. */
+static void print_no_tpm(int r) {
+        for (size_t i = 0; i < arg_n_vaults; i++) {
+                _cleanup_(vault_result_done) VaultResult res = { .token.new_keyslot = -1,
+                                                                  .token.old_keyslot = -1 };
+
+                res.reason = strdup("no TPM available");
+                res.error = VAULT_ERROR_NO_TPM;
+                (void) print_result(r, arg_n_vaults > 1 ? arg_vaults[i].image : NULL, &res);
+        }
 }
 
 static int run(int argc, char *argv[]) {
@@ -433,11 +522,11 @@ static int run(int argc, char *argv[]) {
         else {
                 r = tpm2_context_new(NULL, &c);
                 if (r < 0) {
-                        res.reason = strdup("no TPM available");
-                        res.error = VAULT_ERROR_NO_TPM;
-                        (void) print_result(r, &res);
+                        print_no_tpm(r);
                         return 1;
                 }
+                if (arg_n_vaults > 1)
+                        return unlock_batch(c, &req);
                 if (streq(op, "create")) {
                         if (!arg_name)
                                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "create needs --name.");
@@ -454,7 +543,7 @@ static int run(int argc, char *argv[]) {
                 res.error = VAULT_ERROR_FAILED;
         if (recovery_key)
                 (void) print_recovery_key(recovery_key);
-        (void) print_result(r, &res);
+        (void) print_result(r, NULL, &res);
         return r < 0 ? 1 : 0;
 }
 

@@ -48,6 +48,44 @@ int evc_uuid_canonical(const char *s, char ret[static 37]) {
         return 0;
 }
 
+int evc_pcr_value_parse(const char *s, unsigned *ret_index, uint8_t ret_value[static 32]) {
+        _cleanup_free_ uint8_t *v = NULL;
+        const char *eq;
+        unsigned idx = 0;
+        size_t vn;
+
+        eq = s ? strchr(s, '=') : NULL;
+        if (!eq || eq == s || eq - s > 2)
+                return -EINVAL;
+        for (const char *c = s; c < eq; c++) {
+                if (*c < '0' || *c > '9')
+                        return -EINVAL;
+                idx = idx * 10 + (unsigned) (*c - '0');
+        }
+        if (idx > 23 || hex_decode(eq + 1, strlen(eq + 1), false, &v, &vn) < 0 || vn != 32)
+                return -EINVAL;
+        *ret_index = idx;
+        memcpy(ret_value, v, 32);
+        return 0;
+}
+
+int evc_config_item_parse(const char *s, size_t *ret_key_len, const char **ret_value) {
+        const char *eq = s ? strchr(s, '=') : NULL;
+
+        if (!eq || eq == s || eq - s > 128 || strlen(eq + 1) > 4096)
+                return -EINVAL;
+        for (const char *c = s; c < eq; c++)
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                      *c == '.' || *c == '_' || *c == '-'))
+                        return -EINVAL;
+        for (const unsigned char *c = (const unsigned char *) eq + 1; *c; c++)
+                if (*c < 0x20 || *c == 0x7f)
+                        return -EINVAL;
+        *ret_key_len = (size_t) (eq - s);
+        *ret_value = eq + 1;
+        return 0;
+}
+
 static char *path_join(const char *dir, const char *rel) {
         char *p;
         return asprintf(&p, "%s/%s", dir, rel) < 0 ? NULL : p;

@@ -628,17 +628,11 @@ static int verb_upgrade(Evc *e, char **pos, size_t n) {
         if (id < 0)
                 return (int) id;
         for (size_t i = 0; i < arg_n_pcrs; i++) {
-                const char *eq = strchr(arg_pcrs[i], '=');
-                _cleanup_free_ char *num = NULL;
-                _cleanup_free_ uint8_t *v = NULL;
-                unsigned long long k;
-                size_t vn;
-
-                if (!eq || !(num = strndup(arg_pcrs[i], (size_t) (eq - arg_pcrs[i]))) || parse_uint(num, 23, &k) < 0 ||
-                    hex_decode(eq + 1, strlen(eq + 1), false, &v, &vn) < 0 || vn != 32)
-                        return log_error_errno(EINVAL, "Bad --pcr %s (want N=64 hex digits, N in 0..23).", arg_pcrs[i]);
-                idx[i] = (unsigned) k;
-                memcpy(values[i], v, 32);
+                if (evc_pcr_value_parse(arg_pcrs[i], &idx[i], values[i]) < 0)
+                        return log_error_errno(
+                                        EINVAL,
+                                        "Bad --pcr %s (want N=64 hex digits, N in 0..23).",
+                                        arg_pcrs[i]);
         }
         r = evc_tx_begin(e->store);
         if (r < 0)
@@ -694,13 +688,18 @@ static int verb_config(Evc *e, char **pos, size_t n) {
                 return r;
         for (size_t i = 3; i < n; i++) {
                 _cleanup_stmt_ sqlite3_stmt *st = NULL;
-                const char *eq = strchr(pos[i], '=');
+                const char *value;
+                size_t key_len;
 
-                if (!eq || eq == pos[i]) {
-                        r = log_error_errno(EINVAL, "Bad KEY=VALUE: %s", pos[i]);
+                if (evc_config_item_parse(pos[i], &key_len, &value) < 0) {
+                        r = log_error_errno(
+                                        EINVAL,
+                                        "Bad KEY=VALUE: %s (KEY: 1-128 of A-Z a-z 0-9 . _ -; VALUE: at most "
+                                        "4096 bytes, no control characters).",
+                                        pos[i]);
                         goto fail;
                 }
-                if (eq[1] == 0)
+                if (value[0] == 0)
                         r = evc_prepare(e->store, "DELETE FROM config_items WHERE device_id = ? AND key = ?", &st);
                 else
                         r = evc_prepare(e->store,
@@ -709,9 +708,9 @@ static int verb_config(Evc *e, char **pos, size_t n) {
                 if (r < 0)
                         goto fail;
                 sqlite3_bind_int64(st, 1, id);
-                sqlite3_bind_text(st, 2, pos[i], (int) (eq - pos[i]), SQLITE_TRANSIENT);
-                if (eq[1] != 0)
-                        sqlite3_bind_text(st, 3, eq + 1, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 2, pos[i], (int) key_len, SQLITE_TRANSIENT);
+                if (value[0] != 0)
+                        sqlite3_bind_text(st, 3, value, -1, SQLITE_TRANSIENT);
                 if ((r = evc_step_done(e->store, st)) < 0)
                         goto fail;
         }

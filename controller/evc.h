@@ -106,3 +106,9 @@ int evc_uuid_new(char ret[static 37]);
 /* Checks the 8-4-4-4-12 hex form and writes it in lower case; -EINVAL otherwise. */
 int evc_uuid_canonical(const char *s, char ret[static 37]);
 int64_t evc_now_ms(void);
+/* `evc upgrade expect --pcr N=HEX`: N in 0..23 (decimal digits only), HEX exactly 64 hex digits. -EINVAL. */
+int evc_pcr_value_parse(const char *s, unsigned *ret_index, uint8_t ret_value[static 32]);
+/* `evc config set KEY=VALUE`: KEY 1..128 of [A-Za-z0-9._-], VALUE at most 4096 bytes without control
+ * characters (empty VALUE = remove the item). Returns the key's length and points ret_value into s. -EINVAL.
+ */
+int evc_config_item_parse(const char *s, size_t *ret_key_len, const char **ret_value);

@@ -2,8 +2,9 @@
 /* Fuzz target: evc's administrator input, the values its command line hands to the library (evc.c,
  * evc-cli-vault.c → evc-core.c, evc-vault.c): device names (UUID, serial or certificate-hash prefix, looked
  * up in SQLite), device certificates (evc device add --cert), vault PCR lists (--pcrs), sizes (--size),
- * UUIDs and whole vault entries (evc vault add/set). The first byte picks the parser; the rest is its
- * argument (a C string, or the bytes of the certificate file). Each must give a result or a clear refusal.
+ * UUIDs, whole vault entries (evc vault add/set), expected PCR values (evc upgrade expect --pcr N=HEX) and
+ * config items (evc config set KEY=VALUE). The first byte picks the parser; the rest is its argument (a C
+ * string, or the bytes of the certificate file). Each must give a result or a clear refusal.
  */
 #include <stdlib.h>
 
@@ -67,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 memcpy(s, data + 1, len);
                 s[len] = 0;
         }
-        switch (data[0] % 6) {
+        switch (data[0] % 8) {
         case 0:
                 fuzz_pcrs(s);
                 break;
@@ -91,6 +92,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                     evc_device_find(evc, uuid) < 0)
                         abort();
                 break;
+        case 6: {
+                /* An accepted N=HEX names a PCR 0..23 and exactly 32 bytes. */
+                uint8_t value[32];
+                unsigned idx = 99;
+                if (evc_pcr_value_parse(s, &idx, value) >= 0 &&
+                    (idx > 23 || strlen(s) < 2 + 64 || strlen(s) > 3 + 64))
+                        abort();
+                break;
+        }
+        case 7: {
+                /* An accepted KEY=VALUE splits at the first '=', with a non-empty key and no control bytes.
+                 */
+                const char *value = NULL;
+                size_t key_len = 0;
+                if (evc_config_item_parse(s, &key_len, &value) >= 0 &&
+                    (key_len == 0 || key_len > 128 || s[key_len] != '=' || value != s + key_len + 1 ||
+                     strchr(s, '\n')))
+                        abort();
+                break;
+        }
         default:
                 fuzz_vault(s, data + 1, size - 1);
         }

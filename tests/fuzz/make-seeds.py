@@ -151,7 +151,8 @@ for name, ep in (("register", "register"), ("uuid-response", "uuid"), ("attest-r
                  ("attest-req-nonce", "attest"), ("attest-req-quote", "attest"),
                  ("attest-req-store-keys", "attest"), ("config-request", "config"), ("info-device", "info")):
     write("evc-http", name, bytes([endpoints[ep], 1]) + proto_seed(name))
-# evc-admin: parser byte (pcrs, size, uuid, device name, certificate, vault entry), then the argument.
+# evc-admin: parser byte (pcrs, size, uuid, device name, certificate, vault entry, PCR value, config item), then
+# the argument.
 device_cert = """-----BEGIN CERTIFICATE-----
 MIIBgjCCASmgAwIBAgIUBVzk1/KNNqKOcvS2gODw1uiLhzswCgYIKoZIzj0EAwIw
 FjEUMBIGA1UEAwwLZnV6ei1kZXZpY2UwIBcNMjYxMTIyMjIyMTIwWhgPMjEyNjEw
@@ -170,3 +171,5 @@ write("evc-admin", "uuid", b"\x02" + b"5F3E6C1A-2B4D-4E8F-9A0B-1C2D3E4F5A6B")
 write("evc-admin", "device", b"\x03" + b"fuzz-serial")
 write("evc-admin", "cert", b"\x04" + device_cert.encode())
 write("evc-admin", "vault", b"\x05" + b"image\x00" + struct.pack("<QBIB", 1 << 30, 1, 0x4091, 3) + b"\0\0")
+write("evc-admin", "pcr-value", b"\x06" + b"8=" + b"ab" * 32)
+write("evc-admin", "config-item", b"\x07" + b"timer.config.interval=30")

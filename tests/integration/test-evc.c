@@ -174,6 +174,10 @@ TEST(evc_attestation_escrow_config_secrets) {
         ASSERT_EQ(EVC(s, NULL, "secret", "set", d->uuid, "app1", "--kind", "cloudinit", "--value",
                       "#cloud-config\npassword: x\n"),
                   0);
+        /* One bad item refuses the whole command: the good item beside it is not stored either. */
+        ASSERT_NE(EVC(s, NULL, "config", "set", d->uuid, "other.item=1", "bad key=2"), 0);
+        ASSERT_NE(EVC(s, NULL, "config", "set", d->uuid, "other.item=1", "=2"), 0);
+        ASSERT_NE(EVC(s, NULL, "config", "set", d->uuid, "other.item=a\nb"), 0);
         ASSERT_EQ(EVC(s, NULL, "config", "set", d->uuid, "timer.config.interval=30"), 0);
         ASSERT_EQ(get_config(s, d, hash1, d->token, 32, &c3), 200);
         ASSERT_TRUE(!streq(c3->confighash, hash1));
@@ -718,6 +722,10 @@ TEST(evc_admin_json_and_errors) {
         /* Bad input is an error with a message, not a crash. */
         ASSERT_NE(EVC(s, NULL, "device", "show", "no-such-device"), 0);
         ASSERT_NE(EVC(s, NULL, "upgrade", "expect", d->uuid, "--pcr", "24=00"), 0);
+        free(arg);
+        ASSERT_OK(asprintf(&arg, "+7=%s", hexv)); /* a well-formed value behind a sign */
+        ASSERT_NE(EVC(s, NULL, "upgrade", "expect", d->uuid, "--pcr", arg), 0);
+        free(arg);
         ASSERT_OK(asprintf(&arg, "3=%s", "abcd"));
         ASSERT_NE(EVC(s, NULL, "upgrade", "expect", d->uuid, "--pcr", arg), 0);
         ASSERT_NE(EVC(s, NULL, "secret", "set", d->uuid, "x", "--kind", "ftp", "--value", "v"), 0);

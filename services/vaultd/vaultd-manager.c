@@ -225,6 +225,11 @@ Job *job_new(Vault *v, JobType type, sd_bus_message *request) {
 static Job *job_free(Job *j) {
         if (!j)
                 return NULL;
+        while (j->members) {
+                Job *x = j->members;
+                j->members = x->next;
+                job_free(x);
+        }
         sd_event_source_disable_unref(j->child_source);
         sd_event_source_disable_unref(j->out_source);
         sd_event_source_disable_unref(j->progress_source);
@@ -252,6 +257,8 @@ static Job *job_free(Job *j) {
         return mfree(j);
 }
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(Job *, job_free);
+
 void job_enqueue(Job *j) {
         Manager *m = j->manager;
         Job **p;
@@ -266,12 +273,57 @@ static char *pcr_list(uint32_t mask) {
         return tpm2_pcr_mask_to_string(mask);
 }
 
+/* A batch's command line: one unlock of each member's vault, in order. */
+static int batch_argv(Job *j, char ***ret) {
+        size_t n = 0, k = 0;
+        char **a;
+        bool ok = true;
+
+        for (Job *x = j->members; x; x = x->next)
+                k++;
+        a = calloc(6 + 6 * k, sizeof(char *));
+        if (!a)
+                return -ENOMEM;
+#define ADD(s)                        \
+        do {                          \
+                char *_s = strdup(s); \
+                ok = ok && _s;        \
+                a[n++] = _s;          \
+        } while (0)
+        ADD(j->manager->worker_path);
+        ADD(job_type_to_string(JOB_UNLOCK));
+        for (Job *x = j->members; x; x = x->next) {
+                ADD("--image");
+                ADD(x->vault->image);
+                ADD("--map");
+                ADD(x->vault->map_name);
+                ADD("--mount");
+                ADD(x->vault->mount_point);
+        }
+        ADD("--escrow-always");
+        ADD("--progress-fd");
+        ADD("3");
+#undef ADD
+        if (!ok) {
+                for (size_t i = 0; i < n; i++)
+                        free(a[i]);
+                free(a);
+                return -ENOMEM;
+        }
+        *ret = a;
+        return 0;
+}
+
 /* The worker's command line: only names, paths and policy (never key material). */
 static int job_argv(Job *j, char ***ret) {
         Vault *v = j->vault;
-        char **a = calloc(24, sizeof(char *));
+        char **a;
         size_t n = 0;
         bool ok = true;
+
+        if (!v)
+                return batch_argv(j, ret);
+        a = calloc(24, sizeof(char *));
 
 #define ADD(s)                        \
         do {                          \
@@ -437,8 +489,42 @@ static void job_read_output(Job *j) {
         }
 }
 
+/* A batch: each complete result line finishes the member it belongs to (the first one still waiting: the
+ * worker reports in order). */
+static void batch_take_results(Job *j) {
+        char *nl;
+
+        while (j->members && j->out && (nl = strchr(j->out, '\n'))) {
+                Job *x = j->members;
+                size_t n = (size_t) (nl - j->out);
+                json_object *o;
+
+                j->members = x->next;
+                x->next = NULL;
+                j->batch_reported++;
+                x->out = strndup(j->out, n);
+                x->out_size = x->out ? n : 0;
+                memmove(j->out, nl + 1, j->out_size - n);
+                j->out_size -= n + 1;
+                /* A line of another vault is no result of this one. */
+                o = x->out ? json_tokener_parse(x->out) : NULL;
+                if (!o || !streq_ptr(jstr(o, "image"), x->vault->image)) {
+                        log_error("Vault %s: the batch worker's result is not this vault's.",
+                                  x->vault->name);
+                        x->out = mfree(x->out);
+                        x->out_size = 0;
+                }
+                json_object_put(o);
+                job_finish(x, 0, 0);
+        }
+}
+
 static int on_worker_output(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        job_read_output(userdata);
+        Job *j = userdata;
+
+        job_read_output(j);
+        if (!j->vault)
+                batch_take_results(j);
         return 0;
 }
 
@@ -449,6 +535,16 @@ static void progress_line(Job *j, const char *line) {
 
         if (sscanf(line, "%31s %" SCNu64 " %" SCNu64, phase, &done, &total) != 3)
                 return;
+        if (!v) {
+                /* A batch: "batch I N" when the worker begins vault I; other phases: the vault it is on. */
+                if (streq(phase, "batch")) {
+                        j->batch_started = (size_t) MIN(done + 1, (uint64_t) SIZE_MAX);
+                        return;
+                }
+                if (!j->members)
+                        return;
+                v = j->members->vault;
+        }
         (void) set_str(&v->progress_phase, phase);
         v->progress_done = done;
         v->progress_total = total;
@@ -479,12 +575,18 @@ static int on_worker_progress(sd_event_source *s, int fd, uint32_t revents, void
         return 0;
 }
 
+static void batch_finish(Job *j, int exit_code, int signal_no);
+
 static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
         Job *j = userdata;
 
         j->child_source = sd_event_source_disable_unref(j->child_source);
         job_read_output(j);
-        if (si->si_code == CLD_EXITED)
+        if (!j->vault)
+                batch_finish(j,
+                             si->si_code == CLD_EXITED ? si->si_status : -1,
+                             si->si_code == CLD_EXITED ? 0 : si->si_status);
+        else if (si->si_code == CLD_EXITED)
                 job_finish(j, si->si_status, 0);
         else
                 job_finish(j, -1, si->si_status);
@@ -550,7 +652,7 @@ static int job_spawn(Job *j) {
         j->out_fd = out[0];
         j->progress_fd = prog[0];
         log_debug("Vault %s: worker %s started (pid %d).",
-                  j->vault->name,
+                  j->vault ? j->vault->name : "batch",
                   job_type_to_string(j->type),
                   (int) pid);
 
@@ -595,6 +697,60 @@ static void vault_set_busy_state(Vault *v, JobType t) {
         }
 }
 
+/* The worker of a batch is gone: the members it reported are finished; the one it was on without a result
+ * is finished as a worker that died during its unlock (WorkerFailed, then inspected); those it never began
+ * are unlocked each by itself, first in the queue (the usual path). */
+static void batch_finish(Job *j, int exit_code, int signal_no) {
+        Manager *m = j->manager;
+
+        batch_take_results(j);
+        if (j->members && j->batch_started > j->batch_reported) {
+                Job *x = j->members;
+
+                j->members = x->next;
+                x->next = NULL;
+                job_finish(x, exit_code, signal_no);
+        }
+        if (j->members) {
+                Job *last = j->members;
+                size_t n = 1;
+
+                for (; last->next; last = last->next)
+                        n++;
+                log_warning("The batch unlock ended early: %zu vault(s) unlocked one by one.", n);
+                last->next = m->queue;
+                m->queue = TAKE_PTR(j->members);
+        }
+        if (m->running == j)
+                m->running = NULL;
+        job_free(j);
+        manager_update_status(m);
+        manager_dispatch(m);
+        manager_converge(m);
+}
+
+/* A batch about to run: members of vaults deleted meanwhile are answered and dropped, the others marked busy
+ * as their own jobs would be. false: nothing left to run. */
+static bool batch_begin(Job *j) {
+        for (Job **p = &j->members; *p;) {
+                Job *x = *p;
+
+                if (x->vault->removed) {
+                        *p = x->next;
+                        (void) job_reply(x, VAULT_ERROR_NO_SUCH_VAULT, "the vault was deleted");
+                        job_free(x);
+                        continue;
+                }
+                x->was_unlocked = x->vault->state == VAULT_UNLOCKED;
+                vault_set_busy_state(x->vault, x->type);
+                (void) set_str(&x->vault->progress_phase, "");
+                x->vault->progress_done = x->vault->progress_total = 0;
+                vault_emit_changed(x->vault);
+                p = &x->next;
+        }
+        return j->members;
+}
+
 static void manager_dispatch(Manager *m) {
         while (!m->running && m->queue) {
                 Job *j = m->queue;
@@ -602,6 +758,19 @@ static void manager_dispatch(Manager *m) {
 
                 m->queue = j->next;
                 j->next = NULL;
+                if (!j->vault) {
+                        if (!batch_begin(j)) {
+                                job_free(j);
+                                continue;
+                        }
+                        m->running = j;
+                        r = job_spawn(j);
+                        if (r < 0) {
+                                log_error_errno(r, "Cannot start the batch unlock worker: %m");
+                                batch_finish(j, 127, 0);
+                        }
+                        continue;
+                }
                 if (j->vault->removed) {
                         (void) job_reply(j, VAULT_ERROR_NO_SUCH_VAULT, "the vault was deleted");
                         job_free(j);
@@ -940,15 +1109,6 @@ static void job_finish(Job *j, int exit_code, int signal_no) {
 
 /* ---- start ---- */
 
-static int queue_unlock(Vault *v) {
-        Job *j = job_new(v, JOB_UNLOCK, NULL);
-
-        if (!j)
-                return -ENOMEM;
-        job_enqueue(j);
-        return 0;
-}
-
 /* Queues the creation of a vault the daemon makes by itself (a default one, or one on a blank partition),
  * opened at once through the TPM. */
 static int queue_create(Vault *v, uint64_t size) {
@@ -1027,8 +1187,11 @@ static int start_partition_vault(Manager *m, const char *file, const char *name)
 
 int manager_start(Manager *m) {
         _cleanup_(closedirp) DIR *d = NULL;
+        _cleanup_(job_freep) Job *batch = NULL;
         const char *dir = eve_path(EVE_PATH_VAULT_IMG);
         struct dirent *de;
+        Job **tail;
+        size_t n_unlock = 0;
         int r;
 
         r = eve_mkdir_p(dir, 0700);
@@ -1090,16 +1253,30 @@ int manager_start(Manager *m) {
                                         r, "Cannot create the default vault %s: %m", VAULT_DEFAULT_IMAGE);
         }
         /* The config vault first: eve-configd waits for it. The TPM path only; the controller comes later.
-         */
+         * Several vaults: one worker for all (one process start, one TPM context), each reported as it is
+         * done (docs/VAULTS.md "Unlock at start"). */
+        batch = calloc(1, sizeof(*batch));
+        if (!batch)
+                return log_oom();
+        *batch = (Job){ .manager = m, .type = JOB_UNLOCK, .out_fd = -EBADF, .progress_fd = -EBADF };
+        tail = &batch->members;
         for (int pass = 0; pass < 2; pass++)
                 for (Vault *v = m->vaults; v; v = v->next)
                         if (v->n_jobs == 0 && (streq(v->name, VAULT_DEFAULT_CONFIG) == (pass == 0)) &&
                             !manager_wants_locked(m, v)) {
                                 v->state = VAULT_UNLOCKING;
-                                r = queue_unlock(v);
-                                if (r < 0)
+                                *tail = job_new(v, JOB_UNLOCK, NULL);
+                                if (!*tail)
                                         return log_oom();
+                                tail = &(*tail)->next;
+                                n_unlock++;
                         }
+        if (n_unlock > 1)
+                job_enqueue(TAKE_PTR(batch));
+        else if (n_unlock == 1) {
+                job_enqueue(TAKE_PTR(batch->members));
+                batch = job_free(batch);
+        }
         /* Vaults the controller wants locked stay so; their tokens are read all the same. */
         for (Vault *v = m->vaults; v; v = v->next)
                 if (v->n_jobs == 0) {

@@ -118,8 +118,13 @@ struct Vault {
 
 struct Job {
         Manager *manager;
-        Vault *vault;
+        Vault *vault; /* NULL: a batch (members) */
         Job *next;
+        /* A batch: the unlock jobs of several vaults run by one worker (the vaults unlocked at start, docs/
+         * VAULTS.md "Unlock at start"), in the worker's order; each is finished as its result line arrives. */
+        Job *members;
+        size_t batch_started;  /* vaults the worker has begun ("batch I N" on the progress fd) */
+        size_t batch_reported; /* … and whose result it printed */
         JobType type;
         sd_bus_message *request; /* answered when the job is done; NULL for the daemon's own jobs */
         bool chain_unlock;       /* create: unlock (map, mkfs, mount) right after; unlock: of a new vault */

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The controller client: curl's multi-socket API on sd-event (one io source per socket curl asks us to
  * watch, one timer for curl's timeout), signed envelopes out, verified envelopes in, /certs verified and
- * stored. */
+ * stored. libcurl is loaded (curl-util.h) when a request starts and unloaded once no request is left for
+ * unload_delay_usec, so an idle daemon does not carry it. */
 #include "controller-client.h"
 
-#include <curl/curl.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <gnutls/x509.h>
@@ -16,6 +16,7 @@
 #include "certs.pb-c.h"
 #include "controller-certs.h"
 #include "crypto-util.h"
+#include "curl-util.h"
 #include "encoding.h"
 #include "log.h"
 #include "memory-util.h"
@@ -45,7 +46,9 @@ struct ControllerClient {
         sd_event *event;
         bool own_event;
         sd_event_source *timer;
-        CURLM *multi;
+        CURLM *multi;                  /* non-NULL while libcurl is loaded for this client */
+        sd_event_source *unload_timer; /* armed when the last request is gone */
+        uint64_t unload_delay_usec;
 
         char *base_url;
         char *tls_root;   /* file with the TLS trust anchors */
@@ -438,7 +441,7 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
                 if (sd) {
                         sd_event_source_disable_unref(sd->source);
                         free(sd);
-                        (void) curl_multi_assign(c->multi, fd, NULL);
+                        (void) sym_curl_multi_assign(c->multi, fd, NULL);
                 }
                 return 0;
         }
@@ -457,7 +460,7 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
                         return -1;
                 }
                 (void) sd_event_source_set_description(sd->source, "controller-io");
-                (void) curl_multi_assign(c->multi, fd, sd);
+                (void) sym_curl_multi_assign(c->multi, fd, sd);
                 return 0;
         }
         r = sd_event_source_set_io_events(sd->source, events);
@@ -494,7 +497,9 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         ControllerClient *c = userdata;
         int running;
 
-        (void) curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        if (!c->multi)
+                return 0;
+        (void) sym_curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         process_done(c);
         return 0;
 }
@@ -503,13 +508,15 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         ControllerClient *c = userdata;
         int action = 0, running;
 
+        if (!c->multi)
+                return 0;
         if (revents & (EPOLLIN | EPOLLHUP))
                 action |= CURL_CSELECT_IN;
         if (revents & EPOLLOUT)
                 action |= CURL_CSELECT_OUT;
         if (revents & EPOLLERR)
                 action |= CURL_CSELECT_ERR;
-        (void) curl_multi_socket_action(c->multi, fd, action, &running);
+        (void) sym_curl_multi_socket_action(c->multi, fd, action, &running);
         process_done(c);
         return 0;
 }
@@ -517,15 +524,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 int controller_client_new(sd_event *event, ControllerClient **ret) {
         _cleanup_(controller_client_freep) ControllerClient *c = NULL;
         _cleanup_free_ char *server_path = NULL, *server = NULL, *tls = NULL;
-        const curl_version_info_data *v;
         int r;
-
-        v = curl_version_info(CURLVERSION_NOW);
-        if (!v || !v->ssl_version || strncmp(v->ssl_version, "GnuTLS", 6) != 0)
-                log_warning("libcurl is built with %s, not GnuTLS: TLS runs through another library.",
-                            v && v->ssl_version ? v->ssl_version : "no TLS");
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-                return -EIO;
 
         c = calloc(1, sizeof *c);
         if (!c)
@@ -533,6 +532,7 @@ int controller_client_new(sd_event *event, ControllerClient **ret) {
         c->connect_timeout_usec = CONTROLLER_CONNECT_TIMEOUT_USEC_DEFAULT;
         c->timeout_usec = CONTROLLER_TIMEOUT_USEC_DEFAULT;
         c->response_max = CONTROLLER_RESPONSE_MAX_DEFAULT;
+        c->unload_delay_usec = CONTROLLER_UNLOAD_DELAY_USEC_DEFAULT;
         if (event)
                 c->event = sd_event_ref(event);
         else {
@@ -569,21 +569,87 @@ int controller_client_new(sd_event *event, ControllerClient **ret) {
                                 tls,
                                 c->chain_root);
 
-        c->multi = curl_multi_init();
-        if (!c->multi)
-                return -ENOMEM;
-        if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK)
-                return -EIO;
-
         r = signing_load_stored(c);
         if (r < 0)
                 log_warning_errno(r, "Cannot read the stored controller certificates, ignoring: %m");
 
         *ret = TAKE_PTR(c);
         return 0;
+}
+
+/* ---- libcurl, loaded while needed ---- */
+
+static int curl_load(ControllerClient *c) {
+        _cleanup_free_ char *why = NULL;
+        int r;
+
+        if (c->unload_timer)
+                (void) sd_event_source_set_enabled(c->unload_timer, SD_EVENT_OFF);
+        if (c->multi)
+                return 0;
+        r = curl_dl_acquire(&why);
+        if (r < 0)
+                return set_error(c, r, "%s", why ?: "libcurl unavailable");
+        c->multi = sym_curl_multi_init();
+        if (!c->multi) {
+                curl_dl_release();
+                return -ENOMEM;
+        }
+        if (sym_curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb) != CURLM_OK ||
+            sym_curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
+            sym_curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb) != CURLM_OK ||
+            sym_curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK) {
+                (void) sym_curl_multi_cleanup(c->multi);
+                c->multi = NULL;
+                curl_dl_release();
+                return set_error(c, EIO, "libcurl refuses the event loop callbacks.");
+        }
+        return 0;
+}
+
+static void curl_unload(ControllerClient *c) {
+        if (!c->multi)
+                return;
+        (void) sym_curl_multi_cleanup(c->multi); /* calls curl_socket_cb(REMOVE) for what is still open */
+        c->multi = NULL;
+        if (c->timer)
+                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+        curl_dl_release();
+}
+
+static int on_unload(sd_event_source *s, uint64_t usec, void *userdata) {
+        ControllerClient *c = userdata;
+
+        if (c->n_requests == 0)
+                curl_unload(c);
+        return 0;
+}
+
+/* Called when a request leaves the list: with none left, unload libcurl after the delay (never right away:
+ * this runs inside curl's callbacks, and a burst of requests should not load it again for each). */
+static void curl_unload_later(ControllerClient *c) {
+        int r;
+
+        if (!c->multi || c->n_requests > 0)
+                return;
+        if (!c->unload_timer) {
+                r = sd_event_add_time_relative(
+                                c->event,
+                                &c->unload_timer,
+                                CLOCK_MONOTONIC,
+                                c->unload_delay_usec,
+                                0,
+                                on_unload,
+                                c);
+                if (r >= 0)
+                        (void) sd_event_source_set_description(c->unload_timer, "controller-unload");
+        } else {
+                r = sd_event_source_set_time_relative(c->unload_timer, c->unload_delay_usec);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(c->unload_timer, SD_EVENT_ONESHOT);
+        }
+        if (r < 0) /* harmless: libcurl stays loaded until the client is freed */
+                log_debug_errno(r, "Cannot arm the timer that unloads libcurl, keeping it: %m");
 }
 
 static void request_free(ControllerRequest *q);
@@ -593,8 +659,8 @@ ControllerClient *controller_client_free(ControllerClient *c) {
                 return NULL;
         while (c->requests)
                 request_free(c->requests);
-        if (c->multi)
-                curl_multi_cleanup(c->multi); /* calls curl_socket_cb(REMOVE) for what is still open */
+        curl_unload(c);
+        sd_event_source_disable_unref(c->unload_timer);
         sd_event_source_disable_unref(c->timer);
         sd_event_unref(c->event);
         if (c->device_key)
@@ -736,6 +802,10 @@ void controller_client_set_timeouts(ControllerClient *c, uint64_t connect_usec, 
                 c->connect_timeout_usec = connect_usec;
         if (total_usec > 0)
                 c->timeout_usec = total_usec;
+}
+
+void controller_client_set_unload_delay(ControllerClient *c, uint64_t usec) {
+        c->unload_delay_usec = usec;
 }
 
 void controller_client_set_response_max(ControllerClient *c, size_t max) {
@@ -984,6 +1054,19 @@ static size_t on_data(char *p, size_t sz, size_t n, void *userdata) {
         return add;
 }
 
+/* The curl side of a request (handle, header list): given back once the answer is in or the request goes. */
+static void request_transfer_end(ControllerClient *c, ControllerRequest *q) {
+        if (q->easy) {
+                (void) sym_curl_multi_remove_handle(c->multi, q->easy); /* not added: a no-op */
+                sym_curl_easy_cleanup(q->easy);
+                q->easy = NULL;
+        }
+        if (q->headers) {
+                sym_curl_slist_free_all(q->headers);
+                q->headers = NULL;
+        }
+}
+
 static void request_unlink(ControllerRequest *q) {
         ControllerClient *c = q->client;
 
@@ -998,12 +1081,9 @@ static void request_unlink(ControllerRequest *q) {
                 q->next->prev = q->prev;
         q->prev = q->next = NULL;
         c->n_requests--;
-        if (q->easy) {
-                (void) curl_multi_remove_handle(c->multi, q->easy);
-                curl_easy_cleanup(q->easy);
-                q->easy = NULL;
-        }
+        request_transfer_end(c, q);
         q->client = NULL;
+        curl_unload_later(c);
 }
 
 static void request_free(ControllerRequest *q) {
@@ -1013,7 +1093,6 @@ static void request_free(ControllerRequest *q) {
         if (q->waiting)
                 request_free(TAKE_PTR(q->waiting));
         request_unlink(q);
-        curl_slist_free_all(q->headers);
         free(q->url);
         free(q->body);
         free(q->resp);
@@ -1057,7 +1136,7 @@ static int
         return 0;
 }
 
-static int request_start(ControllerClient *c, ControllerRequest *q) {
+static int request_setup(ControllerClient *c, ControllerRequest *q) {
         char request_id[64];
         sd_id128_t id;
         CURL *e;
@@ -1069,10 +1148,8 @@ static int request_start(ControllerClient *c, ControllerRequest *q) {
         q->too_big = false;
         q->status = 0;
         q->errbuf[0] = '\0';
-        curl_slist_free_all(q->headers);
-        q->headers = NULL;
 
-        e = curl_easy_init();
+        e = sym_curl_easy_init();
         if (!e)
                 return -ENOMEM;
         q->easy = e;
@@ -1084,54 +1161,54 @@ static int request_start(ControllerClient *c, ControllerRequest *q) {
                         sizeof request_id,
                         "X-Request-Id: " SD_ID128_UUID_FORMAT_STR,
                         SD_ID128_FORMAT_VAL(id));
-        q->headers = curl_slist_append(q->headers, request_id);
-        q->headers = curl_slist_append(q->headers, "Expect:");
+        q->headers = sym_curl_slist_append(q->headers, request_id);
+        q->headers = sym_curl_slist_append(q->headers, "Expect:");
         if (q->body)
-                q->headers = curl_slist_append(q->headers, "Content-Type: " CONTROLLER_MIME);
+                q->headers = sym_curl_slist_append(q->headers, "Content-Type: " CONTROLLER_MIME);
         if (c->serial) {
                 _cleanup_free_ char *h = NULL;
                 if (asprintf(&h, "X-Serial-Number: %s", c->serial) < 0)
                         return -ENOMEM;
-                q->headers = curl_slist_append(q->headers, h);
+                q->headers = sym_curl_slist_append(q->headers, h);
         }
         if (c->soft_serial) {
                 _cleanup_free_ char *h = NULL;
                 if (asprintf(&h, "X-Soft-Serial: %s", c->soft_serial) < 0)
                         return -ENOMEM;
-                q->headers = curl_slist_append(q->headers, h);
+                q->headers = sym_curl_slist_append(q->headers, h);
         }
         if (!q->headers)
                 return -ENOMEM;
 
-        if (curl_easy_setopt(e, CURLOPT_URL, q->url) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https") != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+        if (sym_curl_easy_setopt(e, CURLOPT_URL, q->url) != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https") != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
             /* Only our root: no CA path, no bundle compiled into libcurl, no proxy from the environment. */
-            curl_easy_setopt(e, CURLOPT_CAINFO, c->tls_root) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_CAPATH, NULL) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) (c->connect_timeout_usec / 1000U)) !=
+            sym_curl_easy_setopt(e, CURLOPT_CAINFO, c->tls_root) != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_CAPATH, NULL) != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2) != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) (c->connect_timeout_usec / 1000U)) !=
                             CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (c->timeout_usec / 1000U)) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) c->response_max) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_WRITEDATA, q) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_PRIVATE, q) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->headers) != CURLE_OK)
+            sym_curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (c->timeout_usec / 1000U)) != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) c->response_max) != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_WRITEDATA, q) != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf) != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_PRIVATE, q) != CURLE_OK ||
+            sym_curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->headers) != CURLE_OK)
                 return -EIO;
         if (q->body &&
-            (curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
-             curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body) != CURLE_OK ||
-             curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) q->body_size) != CURLE_OK))
+            (sym_curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
+             sym_curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body) != CURLE_OK ||
+             sym_curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) q->body_size) != CURLE_OK))
                 return -EIO;
 
-        mc = curl_multi_add_handle(c->multi, e);
+        mc = sym_curl_multi_add_handle(c->multi, e);
         if (mc != CURLM_OK)
                 return mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EIO;
 
@@ -1143,6 +1220,20 @@ static int request_start(ControllerClient *c, ControllerRequest *q) {
         c->requests = q;
         c->n_requests++;
         return 0;
+}
+
+static int request_start(ControllerClient *c, ControllerRequest *q) {
+        int r;
+
+        r = curl_load(c);
+        if (r < 0)
+                return r;
+        r = request_setup(c, q);
+        if (r < 0) {
+                request_transfer_end(c, q);
+                curl_unload_later(c);
+        }
+        return r;
 }
 
 static void request_finish(ControllerRequest *q, int error, const uint8_t *payload, size_t payload_size) {
@@ -1524,14 +1615,14 @@ static void request_done(ControllerClient *c, ControllerRequest *q, CURLcode cod
                                         r,
                                         "%s: %s",
                                         q->url,
-                                        q->errbuf[0] ? q->errbuf : curl_easy_strerror(code));
+                                        q->errbuf[0] ? q->errbuf : sym_curl_easy_strerror(code));
                 request_finish(q, r, NULL, 0);
                 if (q->is_certs)
                         certs_done_for_waiting(q, r);
                 request_free(q);
                 return;
         }
-        (void) curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &q->status);
+        (void) sym_curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &q->status);
         r = controller_http_status_to_errno(q->status);
         if (r < 0) {
                 (void) set_error(c, r, "%s: HTTP %ld (%s).", q->url, q->status, status_meaning(q->status));
@@ -1545,7 +1636,7 @@ static void request_done(ControllerClient *c, ControllerRequest *q, CURLcode cod
                 char *ct = NULL;
                 size_t n = strlen(CONTROLLER_MIME);
 
-                (void) curl_easy_getinfo(q->easy, CURLINFO_CONTENT_TYPE, &ct);
+                (void) sym_curl_easy_getinfo(q->easy, CURLINFO_CONTENT_TYPE, &ct);
                 if (!ct || strncmp(ct, CONTROLLER_MIME, n) != 0 || (ct[n] != '\0' && ct[n] != ';')) {
                         r = set_error(c,
                                       EBADMSG,
@@ -1560,11 +1651,7 @@ static void request_done(ControllerClient *c, ControllerRequest *q, CURLcode cod
                 }
         }
         /* Done with the transfer: give the handle back before the handler may start others. */
-        if (q->easy) {
-                (void) curl_multi_remove_handle(c->multi, q->easy);
-                curl_easy_cleanup(q->easy);
-                q->easy = NULL;
-        }
+        request_transfer_end(c, q);
         request_verify_and_finish(c, q);
 }
 
@@ -1572,12 +1659,12 @@ static void process_done(ControllerClient *c) {
         CURLMsg *m;
         int left;
 
-        while ((m = curl_multi_info_read(c->multi, &left))) {
+        while ((m = sym_curl_multi_info_read(c->multi, &left))) {
                 ControllerRequest *q = NULL;
 
                 if (m->msg != CURLMSG_DONE)
                         continue;
-                (void) curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **) &q);
+                (void) sym_curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **) &q);
                 if (!q)
                         continue;
                 request_done(c, q, m->data.result);

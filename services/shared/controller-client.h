@@ -33,6 +33,8 @@
  *                  refetch
  *   -EKEYREVOKED   (before sending) the TPM device key refuses to sign: the controller root CA or server
  *                  file is not what the key was bound to (controller-certs.h); nothing was sent
+ *   -EOPNOTSUPP    libcurl cannot be loaded (it is dlopen()ed per burst of requests, curl-util.h); the
+ *                  sentence starts with "libcurl unavailable:"
  * controller_client_last_error() has the sentence a person needs (never a secret).
  *
  * Not thread-safe: one client per event loop thread. Handlers must not free the client. */
@@ -56,6 +58,8 @@ typedef struct ControllerRequest ControllerRequest;
 #define CONTROLLER_CONNECT_TIMEOUT_USEC_DEFAULT (15U * 1000000U)
 #define CONTROLLER_TIMEOUT_USEC_DEFAULT (60U * 1000000U)
 #define CONTROLLER_RESPONSE_MAX_DEFAULT (1024U * 1024U)
+/* libcurl is unloaded when no request has been in flight for this long (controller_client_set_unload_delay). */
+#define CONTROLLER_UNLOAD_DELAY_USEC_DEFAULT (5U * 1000000U)
 /* A response from an unknown signer makes the client fetch /certs at once, but at most once per this long
  * (a second unknown signer within it: -ENOKEY without a request). */
 #define CONTROLLER_CERTS_REFETCH_MIN_USEC (10U * 1000000U)
@@ -102,6 +106,8 @@ int controller_client_set_serial(ControllerClient *c, const char *serial, const 
 /* 0 keeps the default. */
 void controller_client_set_timeouts(ControllerClient *c, uint64_t connect_usec, uint64_t total_usec);
 void controller_client_set_response_max(ControllerClient *c, size_t max);
+/* How long libcurl stays loaded after the last request (0: unloaded at the next event loop iteration). */
+void controller_client_set_unload_delay(ControllerClient *c, uint64_t usec);
 
 const char *controller_client_last_error(const ControllerClient *c);
 /* The https://host:port/api/v2/edgedevice/ prefix every path is appended to. */

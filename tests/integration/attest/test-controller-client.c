@@ -393,4 +393,102 @@ TEST(parallel_requests_on_an_event_loop) {
         ASSERT_EQ(strlen(uuid), 36);
 }
 
+/* libcurl and the libraries it pulls, as this process maps them now ("" when none). The names are those of
+ * the Debian GnuTLS flavour's tree; a name absent from a build's tree simply never shows. */
+static char *curl_tree_mapped(void) {
+        static const char *const names[] = { "libcurl", "libkrb5.",   "libgssapi_krb5", "libldap",
+                                             "libssh2", "libnghttp2", "librtmp",        "libsasl2",
+                                             "libpsl",  "libbrotli",  "libk5crypto" };
+        _cleanup_free_ char *maps = read_text_file("/proc/self/maps");
+        char *found = strdup("");
+
+        ASSERT_NOT_NULL(maps);
+        ASSERT_NOT_NULL(found);
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (strstr(maps, names[i])) {
+                        char *t;
+                        ASSERT_OK(asprintf(&t, "%s%s ", found, names[i]));
+                        free(found);
+                        found = t;
+                }
+        return found;
+}
+
+/* An idle daemon does not carry libcurl: loaded for a burst of requests, unloaded (with its dependencies)
+ * once none has run for the unload delay, loaded again by the next request. */
+TEST(libcurl_mapped_only_while_requests_run) {
+        Evc *e = evc_new(NULL);
+        Node *n = node_new(e);
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(controller_client_freep) ControllerClient *c = NULL;
+        _cleanup_free_ char *before = curl_tree_mapped(), *during = NULL, *after = NULL,
+                            *dir = controller_dir(n);
+
+        ASSERT_STREQ(before, ""); /* nothing in this test binary links them */
+        ASSERT_OK(sd_event_new(&event));
+        ASSERT_OK(controller_client_new(event, &c));
+        controller_client_set_unload_delay(c, 200 * 1000);
+        after = curl_tree_mapped();
+        ASSERT_STREQ(after, ""); /* a client alone loads nothing */
+
+        ASSERT_OK(controller_client_fetch_certs_sync(c));
+        ASSERT_OK(controller_client_fetch_certs_sync(c)); /* within the delay: the same load serves it */
+        during = curl_tree_mapped();
+        ASSERT_NOT_NULL(strstr(during, "libcurl"));
+        for (unsigned i = 0; i < 50; i++) {
+                free(after);
+                after = curl_tree_mapped();
+                if (streq(after, ""))
+                        break;
+                ASSERT_OK(sd_event_run(event, 100 * 1000));
+        }
+        ASSERT_STREQ(after, "");
+
+        /* Loaded again on demand. */
+        ASSERT_OK(controller_client_fetch_certs_sync(c));
+        ASSERT_EQ(count_files(dir, "signing-"), 1);
+        free(during);
+        during = curl_tree_mapped();
+        ASSERT_NOT_NULL(strstr(during, "libcurl"));
+}
+
+/* Without a loadable libcurl the client still starts, and a request fails with a sentence, not a crash. Run
+ * in a child whose LD_LIBRARY_PATH offers a broken libcurl first (the loader reads it at start only). */
+TEST(libcurl_unavailable_is_a_clear_error) {
+        if (getenv("EVE_TEST_CURL_BROKEN")) {
+                /* The loader has read it; the fixtures' tools (tpm2-tools link libcurl) must not see it. */
+                ASSERT_OK(unsetenv("LD_LIBRARY_PATH"));
+                Evc *e = evc_new(NULL);
+                Node *n = node_new(e);
+                _cleanup_(controller_client_freep) ControllerClient *c = client();
+                _cleanup_free_ char *dir = controller_dir(n);
+
+                ASSERT_ERROR(controller_client_fetch_certs_sync(c), EOPNOTSUPP);
+                ASSERT_TRUE(strncmp(controller_client_last_error(c), "libcurl unavailable: ", 21) == 0);
+                ASSERT_NOT_NULL(strstr(controller_client_last_error(c), "file too short"));
+                ASSERT_EQ(count_files(dir, "signing-"), 0);
+                ASSERT_EQ(controller_client_pending(c), 0);
+                /* Asked again, the same answer (nothing half-loaded stays behind). */
+                ASSERT_ERROR(controller_client_fetch_certs_sync(c), EOPNOTSUPP);
+                return;
+        }
+        _cleanup_free_ char *libdir = test_mkdtemp("badcurl"), *ldpath = NULL;
+        char exe[PATH_MAX];
+        ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+
+        ASSERT_TRUE(k > 0);
+        exe[k] = '\0';
+        /* Empty files under both names libcurl goes by. */
+        write_text(libdir, "libcurl-gnutls.so.4", "", 0644);
+        write_text(libdir, "libcurl.so.4", "", 0644);
+        ASSERT_OK(asprintf(&ldpath, "LD_LIBRARY_PATH=%s", libdir));
+        char *argv[] = { (char *) "env",
+                         ldpath,
+                         (char *) "EVE_TEST_CURL_BROKEN=1",
+                         (char *) "TESTFUNCS=libcurl_unavailable_is_a_clear_error",
+                         exe,
+                         NULL };
+        ASSERT_EQ(test_run(argv, NULL), 0);
+}
+
 DEFINE_TEST_MAIN

@@ -551,18 +551,20 @@ static void progress_line(Job *j, const char *line) {
         vault_emit_progress(v);
 }
 
-static int on_worker_progress(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Job *j = userdata;
+/* Reads what the progress fd has; false when it had nothing (now). */
+static bool progress_read(Job *j) {
         char buf[512];
         ssize_t k;
 
-        k = read(fd, buf, sizeof(buf));
+        if (j->progress_fd < 0)
+                return false;
+        k = read(j->progress_fd, buf, sizeof(buf));
         if (k <= 0) {
                 if (k == 0 || (errno != EAGAIN && errno != EINTR)) {
                         j->progress_source = sd_event_source_disable_unref(j->progress_source);
                         j->progress_fd = safe_close(j->progress_fd);
                 }
-                return 0;
+                return false;
         }
         for (ssize_t i = 0; i < k; i++) {
                 if (buf[i] == '\n') {
@@ -572,6 +574,11 @@ static int on_worker_progress(sd_event_source *s, int fd, uint32_t revents, void
                 } else if (j->progress_len < sizeof(j->progress_line) - 1)
                         j->progress_line[j->progress_len++] = buf[i];
         }
+        return true;
+}
+
+static int on_worker_progress(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        (void) progress_read(userdata);
         return 0;
 }
 
@@ -582,11 +589,14 @@ static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdat
 
         j->child_source = sd_event_source_disable_unref(j->child_source);
         job_read_output(j);
-        if (!j->vault)
+        if (!j->vault) {
+                /* Which vault it was on: every "batch I N" it wrote before it ended. */
+                while (progress_read(j))
+                        ;
                 batch_finish(j,
                              si->si_code == CLD_EXITED ? si->si_status : -1,
                              si->si_code == CLD_EXITED ? 0 : si->si_status);
-        else if (si->si_code == CLD_EXITED)
+        } else if (si->si_code == CLD_EXITED)
                 job_finish(j, si->si_status, 0);
         else
                 job_finish(j, -1, si->si_status);

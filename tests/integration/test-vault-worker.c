@@ -283,4 +283,115 @@ TEST(rotation_survives_a_kill_at_every_step) {
         json_object_put(o);
 }
 
+/* One unlock of several vaults (a boot's, one TPM context): one result line per vault, in order, naming its
+ * image; the vault whose PCRs moved stays locked with them named, a broken one says why, the others are
+ * opened (key verified); the one with moved PCRs then opens with its escrow as by itself. A batch carries no
+ * keys and is only an unlock. */
+TEST(unlock_of_several_vaults_reports_each) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        _cleanup_free_ char *a = tmp("b-a.img"), *b = tmp("b-b.img"), *c = tmp("b-c.img"),
+                            *plain = tmp("b-plain.img"), *escrow = NULL, *exe = worker_path(), *out = NULL;
+        char *argv[] = { exe,
+                         (char *) "unlock",
+                         (char *) "--image",
+                         a,
+                         (char *) "--image",
+                         b,
+                         (char *) "--image",
+                         plain,
+                         (char *) "--image",
+                         c,
+                         (char *) "--escrow-always",
+                         NULL };
+        const char *images[] = { a, b, plain, c };
+        char *line, *save = NULL;
+        size_t n = 0;
+        json_object *o;
+        int status;
+
+        provision(t, 0x11);
+        json_object_put(worker(t, NULL, "create", "--image", a, "--name", "a", "--pcrs", "0,7", NULL));
+        o = worker(t, NULL, "create", "--image", b, "--name", "b", "--pcrs", "0,15", NULL);
+        escrow = save_escrow(o, "b-escrow.bin");
+        json_object_put(o);
+        json_object_put(worker(t, NULL, "create", "--image", c, "--name", "c", NULL));
+        ASSERT_OK(crypto_write_file_atomic(plain, "just a file", 11, 0600));
+        extend(t, 15, 0x33); /* b's PCRs move; a's and c's do not */
+
+        ASSERT_OK(setenv("EVE_TPM2_TCTI", t->tcti, 1));
+        status = test_run(argv, &out);
+        ASSERT_EQ(status, 1); /* one vault could not be read */
+        ASSERT_NOT_NULL(out);
+        for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++) {
+                ASSERT_TRUE(n < ELEMENTSOF(images));
+                o = json_tokener_parse(line);
+                ASSERT_NOT_NULL(o);
+                ASSERT_STREQ(jstr(o, "image"), images[n]);
+                if (images[n] == b) {
+                        ASSERT_TRUE(jbool(o, "ok")); /* the operation ran; the vault stays locked */
+                        ASSERT_STREQ(jstr(o, "key_method"), "none");
+                        ASSERT_STREQ(jstr(o, "error"), "KeyUnavailable");
+                        assert_contains(jstr(o, "reason"), "PCRs 15 changed");
+                } else if (images[n] == plain) {
+                        ASSERT_FALSE(jbool(o, "ok"));
+                        ASSERT_STREQ(jstr(o, "error"), "BadImage");
+                } else {
+                        ASSERT_TRUE(jbool(o, "ok"));
+                        ASSERT_STREQ(jstr(o, "key_method"), "tpm");
+                        ASSERT_NOT_NULL(jstr(o, "escrow_blob")); /* --escrow-always applies to each */
+                }
+                json_object_put(o);
+        }
+        ASSERT_EQ(n, ELEMENTSOF(images));
+
+        /* The vault left locked: the usual way out, by itself. */
+        o = worker(t, NULL, "unlock", "--image", b, "--escrow-file", escrow, NULL);
+        ASSERT_STREQ(jstr(o, "key_method"), "controller");
+        json_object_put(o);
+
+        /* Refused before anything is done: keys for a batch, several images for another operation, --mount
+         * without its --map, --map twice for one image. */
+        {
+                char *bad[][12] = {
+                        { exe,
+                          (char *) "unlock",
+                          (char *) "--image",
+                          a,
+                          (char *) "--image",
+                          c,
+                          (char *) "--escrow-file",
+                          escrow,
+                          NULL },
+                        { exe, (char *) "inspect", (char *) "--image", a, (char *) "--image", c, NULL },
+                        { exe,
+                          (char *) "unlock",
+                          (char *) "--image",
+                          a,
+                          (char *) "--map",
+                          (char *) "x",
+                          (char *) "--image",
+                          c,
+                          (char *) "--mount",
+                          (char *) "/tmp/x",
+                          NULL },
+                        { exe,
+                          (char *) "unlock",
+                          (char *) "--image",
+                          a,
+                          (char *) "--map",
+                          (char *) "x",
+                          (char *) "--map",
+                          (char *) "y",
+                          NULL },
+                };
+
+                for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                        _cleanup_free_ char *o2 = NULL;
+
+                        ASSERT_EQ(test_run(bad[i], &o2), 1);
+                        ASSERT_TRUE(!o2 || !o2[0]);
+                }
+        }
+}
+
 DEFINE_TEST_MAIN;

@@ -697,6 +697,139 @@ TEST(create_and_delete) {
         }
 }
 
+/* A vault made through the bus (created, then opened), sealed to pcrs (n 0: the default set). */
+static void create_vault(const char *name, const uint32_t *pcrs, size_t n) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = vt_bus();
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+
+        ASSERT_OK(sd_bus_message_new_method_call(
+                        bus, &m, VT_BUS, VT_MANAGER, VT_MANAGER_IFACE, "CreateVault"));
+        ASSERT_OK(sd_bus_message_append(m, "sts", name, (uint64_t) 32 << 20, "tpm"));
+        ASSERT_OK(sd_bus_message_append_array(m, 'u', pcrs, n * sizeof(uint32_t)));
+        ASSERT_OK(sd_bus_call(bus, m, 0, NULL, NULL));
+}
+
+/* How many workers of op the daemon started since its log had size from (EVE_LOG_LEVEL=debug). */
+static unsigned workers_started(const VaultDaemon *d, long from, const char *op) {
+        _cleanup_fclose_ FILE *f = fopen(d->log, "re");
+        _cleanup_free_ char *line = NULL, *what = NULL;
+        size_t n = 0;
+        unsigned k = 0;
+
+        ASSERT_NOT_NULL(f);
+        ASSERT_OK(fseek(f, from, SEEK_SET));
+        ASSERT_OK(asprintf(&what, "worker %s started", op));
+        while (getline(&line, &n, f) > 0)
+                if (strstr(line, what))
+                        k++;
+        return k;
+}
+
+static long log_size(const VaultDaemon *d) {
+        struct stat st;
+
+        ASSERT_OK(stat(d->log, &st));
+        return (long) st.st_size;
+}
+
+static VaultDaemon *restart_debug(VaultDaemon *d, const char *crash_at, long *ret_from) {
+        *ret_from = log_size(d);
+        ASSERT_OK(setenv("EVE_LOG_LEVEL", "debug", 1));
+        vt_daemon_restart(d, crash_at);
+        ASSERT_OK(unsetenv("EVE_LOG_LEVEL"));
+        return d;
+}
+
+/* At start all vaults are unlocked by one worker (one process, one TPM context), each reported by itself:
+ * the vault whose PCRs moved stays locked naming them while the others open, and then takes the usual way
+ * out (the controller's escrow through SubmitKeys). */
+TEST(start_unlocks_every_vault_with_one_worker) {
+        static const uint32_t pcr15[] = { 0, 15 };
+        Swtpm *t = test_swtpm_start(0, NULL);
+        _cleanup_(vt_entries_done) VtEntries keys = {}, one = {};
+        _cleanup_free_ char *uuid = NULL;
+        VaultDaemon *d;
+        uint32_t served = 0;
+        uint64_t since;
+        long from;
+
+        vt_provision(t, 0x11);
+        test_bus_start(NULL);
+        d = vt_daemon_start(t, NULL, NULL);
+        create_vault("app-1", pcr15, ELEMENTSOF(pcr15));
+        create_vault("app-2", NULL, 0);
+        uuid = vt_get_str("app-1", "UUID");
+        vt_get_escrow_keys(&keys);
+        ASSERT_NOT_NULL(vt_find_escrow(&keys, uuid));
+
+        vt_daemon_stop(d);
+        vt_extend(t, 15, 0x77); /* app-1's PCRs move, the others' do not */
+        restart_debug(d, NULL, &from);
+        vt_wait_op("app-1", "unlock", 0);
+        vt_wait_op("app-2", "unlock", 0);
+        ASSERT_EQ(workers_started(d, from, "unlock"), 1);
+        assert_opened("config", "tpm");
+        assert_opened("image", "tpm");
+        assert_opened("app-2", "tpm");
+        {
+                _cleanup_free_ char *state = vt_get_str("app-1", "State"),
+                                    *en = vt_get_str("app-1", "LastErrorName"),
+                                    *e = vt_get_str("app-1", "LastError"),
+                                    *m = vt_get_str("app-1", "UnlockMethod"),
+                                    *op = vt_get_str("app-1", "LastOperation"),
+                                    *res = vt_get_str("app-1", "LastOperationResult");
+                ASSERT_STREQ(state, "Locked");
+                ASSERT_STREQ(m, "none");
+                ASSERT_STREQ(op, "unlock");
+                ASSERT_STREQ(en, VT_ERR("KeyUnavailable"));
+                ASSERT_STREQ(res, VT_ERR("KeyUnavailable"));
+                vt_assert_contains(e, "PCRs 15 changed");
+                ASSERT_EQ(vt_get_pcrs("app-1", "MovedPCRs"), UINT32_C(1) << 15);
+        }
+        ASSERT_EQ(vt_get_pcrs("app-2", "MovedPCRs"), 0);
+
+        vt_entries_add(&one, vt_find_escrow(&keys, uuid));
+        since = vt_get_u64("app-1", "LastOperationTime");
+        ASSERT_OK(vt_send_entries("SubmitKeys", &one, NULL, &served));
+        ASSERT_EQ(served, 1);
+        vt_wait_op("app-1", "unlock", since);
+        assert_opened("app-1", "controller");
+        ASSERT_EQ(vt_get_pcrs("app-1", "MovedPCRs"), 0);
+}
+
+/* The start's worker killed mid-way (after the config vault's result, as it begins the next): the vault
+ * reported stays as reported, the one it was on is read back (WorkerFailed, then inspected) and opens on
+ * Unlock(), the ones it never began are unlocked one by one. */
+TEST(start_worker_killed_mid_way) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        VaultDaemon *d;
+        long from;
+
+        vt_provision(t, 0x11);
+        test_bus_start(NULL);
+        d = vt_daemon_start(t, NULL, NULL);
+        create_vault("app-1", NULL, 0);
+        /* The order: config first, then by name (app-1, image). */
+        restart_debug(d, "batch-next", &from);
+        vt_wait_op("app-1", "inspect", 0);
+        assert_opened("config", "tpm");
+        assert_opened("image", "tpm");
+        {
+                _cleanup_free_ char *state = vt_get_str("app-1", "State"),
+                                    *en = vt_get_str("app-1", "LastErrorName"),
+                                    *e = vt_get_str("app-1", "LastError");
+                ASSERT_STREQ(state, "Locked");
+                ASSERT_STREQ(en, VT_ERR("WorkerFailed"));
+                vt_assert_contains(e, "killed by signal 9");
+        }
+        ASSERT_EQ(workers_started(d, from, "unlock"), 2); /* the batch, then image's own */
+        {
+                _cleanup_free_ char *path = vt_path("app-1");
+                (void) vt_call(path, VT_IFACE, "Unlock", NULL, NULL, NULL); /* no device-mapper: an error */
+        }
+        assert_opened("app-1", "tpm");
+}
+
 static int on_manager_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         const char *iface, *name;
         unsigned *seen = userdata;

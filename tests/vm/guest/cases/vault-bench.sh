@@ -5,6 +5,11 @@
 # volume, each timed from process start to exit (mapping made), the mapping closed untimed in between. First
 # with the escrow still pending (each unlock wraps the key for the controller again), then confirmed (every
 # boot's case once the controller holds it). Writes "# bench NAME MS…" lines.
+# Then a boot's unlock of N vaults (1, 2: the default boot's config and image vaults, 4), each to a dm-crypt
+# mapping ready for mounting: one worker for all N as eve-vaultd runs it at start (`unlock --image … --map …`
+# per vault, --escrow-always; and without it, escrow confirmed), against what systemd does at boot for N
+# volumes, one systemd-cryptsetup attach per volume, N started together (its parallel units) and one after
+# the other. "# bench boot-KIND-N MS…" lines.
 # shellcheck source=../vault.sh
 . /usr/lib/eve-vm-test/vault.sh
 
@@ -12,7 +17,7 @@ rounds=$(cred eve.vm.bench.rounds)
 rounds=${rounds:-10}
 # The node's own vaults may have taken the image's free space: then the bench volume lives on tmpfs (both tools
 # open the same file either way).
-if [ "$(df -Pk "$images" | awk 'NR == 2 { print $4 }')" -lt 204800 ]; then
+if [ "$(df -Pk "$images" | awk 'NR == 2 { print $4 }')" -lt 358400 ]; then
         images=/run/eve-vm-bench
         mkdir -p "$images"
         note "bench volume on tmpfs: $(df -Ph /persist | awk 'NR == 2 { print $4 }') free under /persist"
@@ -62,6 +67,63 @@ for _ in 1 2 3; do
         timed stock-start "$stock" --help
 done
 for s in worker worker-pending stock start inspect keycheck stock-start; do note "bench $s${series[$s]}"; done
+
+# A boot's vaults: N = 1, 2, 4 volumes of 32 MiB, escrow confirmed (as after the first boot).
+for i in 1 2 3 4; do
+        rm -f "$images/boot-$i.img"
+        vw "boot-create-$i" create --image "$images/boot-$i.img" --name "boot-$i" --size 33554432
+        json_true "boot-create-$i" .ok || bad=1
+        vw "boot-confirm-$i" confirm --image "$images/boot-$i.img" --generation 1
+        json_true "boot-confirm-$i" .ok || bad=1
+done
+# ours N [--escrow-always]: one worker unlocks and maps vaults 1..N; its result lines in $vout/boot-N.json,
+# checked after the timing.
+ours() {
+        local n=$1 i a=()
+        shift
+        for i in $(seq "$n"); do a+=(--image "$images/boot-$i.img" --map "boot-w$i"); done
+        "$worker" unlock "${a[@]}" "$@" >"$vout/boot-$n.json"
+}
+ours_check() {
+        local i
+        [ "$(jq -s '[.[] | select(.activated and .key_method == "tpm")] | length' "$vout/boot-$1.json")" = "$1" ] ||
+                { bad=1; note "boot-$1: $(head -c 400 "$vout/boot-$1.json")"; }
+        for i in $(seq "$1"); do cryptsetup close "boot-w$i" || bad=1; done
+}
+# stock_par N / stock_seq N: systemd-cryptsetup attach for volumes 1..N, started together / one by one.
+stock_one() { "$stock" attach "boot-s$1" "$images/boot-$1.img" - tpm2-device=auto,headless=1; }
+stock_par() {
+        local i pids=() rc=0
+        for i in $(seq "$1"); do stock_one "$i" & pids+=($!); done
+        for i in "${pids[@]}"; do wait "$i" || rc=1; done
+        return $rc
+}
+stock_seq() {
+        local i
+        for i in $(seq "$1"); do stock_one "$i" || return 1; done
+}
+stock_close() {
+        local i
+        for i in $(seq "$1"); do
+                is_mapped "boot-s$i" || bad=1
+                "$stock" detach "boot-s$i" || bad=1
+        done
+}
+for n in 1 2 4; do
+        ours "$n" --escrow-always || bad=1 # warm-up
+        ours_check "$n"
+        for _ in $(seq "$rounds"); do
+                timed "boot-ours-$n" ours "$n" --escrow-always
+                ours_check "$n"
+                timed "boot-par-$n" stock_par "$n"
+                stock_close "$n"
+                timed "boot-ours-confirmed-$n" ours "$n"
+                ours_check "$n"
+                timed "boot-seq-$n" stock_seq "$n"
+                stock_close "$n"
+        done
+        for s in ours ours-confirmed par seq; do note "bench boot-$s-$n${series[boot-$s-$n]}"; done
+done
 
 # One traced unlock of each (credential eve.vm.bench.trace=1): every debug line of the tool, libcryptsetup and
 # libdevmapper, prefixed with the milliseconds since the process started (taken as each line arrives), to see

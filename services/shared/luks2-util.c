@@ -131,24 +131,29 @@ int luks2_format(const char *path, uint64_t size, const void *secret, size_t sec
         return 0;
 }
 
+int luks2_has_header(const char *path) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        uint8_t magic[6];
+        ssize_t n;
+
+        if (fd < 0)
+                return -errno;
+        n = pread(fd, magic, sizeof(magic), 0);
+        if (n < 0)
+                return -errno;
+        return n == (ssize_t) sizeof(magic) && memcmp(magic, "LUKS\xba\xbe", sizeof(magic)) == 0;
+}
+
 int luks2_open(const char *path, struct crypt_device **ret) {
         _cleanup_(luks2_crypt_freep) struct crypt_device *cd = NULL;
         int r;
 
         /* Tell "not LUKS at all" from a damaged header: look for the magic ourselves. */
-        {
-                _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-                uint8_t magic[6];
-                ssize_t n;
-
-                if (fd < 0)
-                        return -errno;
-                n = pread(fd, magic, sizeof(magic), 0);
-                if (n < 0)
-                        return -errno;
-                if (n != (ssize_t) sizeof(magic) || memcmp(magic, "LUKS\xba\xbe", sizeof(magic)) != 0)
-                        return -EMEDIUMTYPE;
-        }
+        r = luks2_has_header(path);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -EMEDIUMTYPE;
         r = crypt_new(path, &cd);
         if (r < 0)
                 return r;

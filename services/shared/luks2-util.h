@@ -31,6 +31,9 @@ void luks2_crypt_freep(struct crypt_device **cd);
  * loaded device; ret_keyslot the slot used; ret_uuid (37 bytes, optional) the LUKS UUID. */
 int luks2_format(const char *path, uint64_t size, const void *secret, size_t secret_size,
                 struct crypt_device **ret_cd, int *ret_keyslot, char *ret_uuid);
+/* 1 when path starts with a LUKS header's magic, 0 when not, -errno when it cannot be read. Reads the bytes
+ * itself: a program that only needs to tell a LUKS device from another does not need libcryptsetup. */
+int luks2_has_header(const char *path);
 /* crypt_init + crypt_load(LUKS2). -ENOENT when path does not exist, -EMEDIUMTYPE when it is not LUKS2. */
 int luks2_open(const char *path, struct crypt_device **ret);
 

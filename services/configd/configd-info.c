@@ -43,9 +43,19 @@ typedef struct ConfiguredReport {
         char *uuid, *name, *version, *refusal;
 } ConfiguredReport;
 
-/* What one report gathers before it is sent. */
-typedef struct InfoRound {
+typedef struct InfoRound InfoRound;
+
+/* One vault's GetAll, answered into round->vaults[index]. */
+typedef struct VaultQuery {
+        InfoRound *round;
+        size_t index;
+} VaultQuery;
+
+/* What one report gathers before it is sent. The manager lists the rounds still waiting for bus answers,
+ * so that configd stopping mid-round frees them (the answers never come once the bus is closed). */
+struct InfoRound {
         Manager *m;
+        InfoRound *next, **prevp;
         uint32_t attest_state;
         char *attest_error;
         bool have_attest;
@@ -54,12 +64,18 @@ typedef struct InfoRound {
         bool have_vaults;
         ConfiguredReport configured[VAULTS_MAX];
         size_t n_configured;
+        VaultQuery queries[VAULTS_MAX];
         unsigned pending; /* bus calls outstanding */
-} InfoRound;
+};
 
 static void info_round_free(InfoRound *r) {
         if (!r)
                 return;
+        if (r->prevp) {
+                *r->prevp = r->next;
+                if (r->next)
+                        r->next->prevp = r->prevp;
+        }
         free(r->attest_error);
         for (size_t i = 0; i < r->n_vaults; i++) {
                 VaultReport *v = &r->vaults[i];
@@ -446,11 +462,6 @@ static int on_attest_all(sd_bus_message *reply, void *userdata, sd_bus_error *re
         return 0;
 }
 
-typedef struct VaultQuery {
-        InfoRound *round;
-        size_t index;
-} VaultQuery;
-
 static uint32_t read_pcr_mask(sd_bus_message *reply) {
         const uint32_t *p;
         size_t n;
@@ -522,7 +533,6 @@ static int on_vault_props(sd_bus_message *reply, void *userdata, sd_bus_error *r
         }
         v->have_status = v->uuid != NULL;
 done:
-        free(q);
         round_step_done(round);
         return 0;
 }
@@ -562,7 +572,7 @@ static int on_vaults(sd_bus_message *reply, void *userdata, sd_bus_error *ret_er
                 while (round->n_vaults < VAULTS_MAX &&
                        sd_bus_message_read(reply, "(ssso)", &name, &uuid, &state, &path) > 0) {
                         VaultReport *v = &round->vaults[round->n_vaults];
-                        VaultQuery *q;
+                        VaultQuery *q = &round->queries[round->n_vaults];
 
                         v->name = strdup(name);
                         v->state = strdup(state);
@@ -571,9 +581,6 @@ static int on_vaults(sd_bus_message *reply, void *userdata, sd_bus_error *ret_er
                                 break;
                         round->n_vaults++;
                         /* Why it is not unlocked (LastError), and the rest of its status. */
-                        q = calloc(1, sizeof *q);
-                        if (!q)
-                                break;
                         *q = (VaultQuery){ round, round->n_vaults - 1 };
                         if (sd_bus_call_method_async(
                                             m->bus,
@@ -587,8 +594,6 @@ static int on_vaults(sd_bus_message *reply, void *userdata, sd_bus_error *ret_er
                                             "s",
                                             VAULT_INTERFACE) >= 0)
                                 round->pending++;
-                        else
-                                free(q);
                 }
                 round->have_vaults = true;
         }
@@ -615,6 +620,11 @@ int manager_info_send(Manager *m) {
         if (!round)
                 return -ENOMEM;
         round->m = m;
+        round->next = m->info_rounds;
+        if (round->next)
+                round->next->prevp = &round->next;
+        round->prevp = &m->info_rounds;
+        m->info_rounds = round;
         round->pending = 1; /* released below */
         if (m->bus) {
                 r = sd_bus_call_method_async(
@@ -659,6 +669,11 @@ int manager_info_send(Manager *m) {
         }
         round_step_done(round);
         return 0;
+}
+
+void manager_info_rounds_free(Manager *m) {
+        while (m->info_rounds)
+                info_round_free(m->info_rounds);
 }
 
 static int on_info_timer(sd_event_source *s, uint64_t usec, void *userdata) {

@@ -102,6 +102,7 @@ Manager *manager_free(Manager *m) {
         free(m->last_error);
         free(m->credsock_path);
         sd_bus_flush_close_unref(m->bus);
+        manager_info_rounds_free(m);
         sd_event_unref(m->event);
         return mfree(m);
 }

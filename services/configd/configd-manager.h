@@ -101,6 +101,7 @@ typedef struct Manager {
         /* The controller. */
         ControllerClient *client;
         ControllerRequest *fetch_request, *certs_request, *info_request;
+        struct InfoRound *info_rounds; /* info reports still gathering bus answers (configd-info.c) */
         Config *pending_config; /* a new config naming unstored certificates, applied when /certs is in */
         sd_bus_slot *token_slot;
         sd_event_source *fetch_timer, *info_timer, *certs_timer;
@@ -160,6 +161,8 @@ void manager_certs_refetch(Manager *m, const char *why);
 /* configd-info.c */
 int manager_info_start(Manager *m);
 int manager_info_send(Manager *m);
+/* Frees the reports still gathering: after the bus is closed, when no answer can come any more. */
+void manager_info_rounds_free(Manager *m);
 
 /* configd-vaults.c: the config's vault section and application bindings to org.eve.Vault.Manager.ApplyConfig
  * (after every new config, and when eve-vaultd appears). */

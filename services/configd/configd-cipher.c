@@ -314,6 +314,9 @@ static int shared_point(
                                                 r, "Cannot open the TPM (%s): %m", key->tcti ?: eve_tcti());
                                 return FAIL(CIPHER_FAILURE_KEY);
                         }
+                        /* A burst of requests then costs one TPM command each (ECDH_ZGen); the session
+                         * goes with the context (cipher_key_close_tpm, when idle). */
+                        tpm2_context_keep_ecdh_session(key->tpm, true);
                 }
                 r = tpm2_ecdh_zgen(key->tpm, &peer, ret_point);
         }
@@ -325,6 +328,8 @@ static int shared_point(
                                 "Key agreement for cipher context %s failed: %s",
                                 ctx->contextid,
                                 key->tpm ? tpm2_context_last_error(key->tpm) : "software key");
+                /* The next request opens the TPM again (a TPM connection that broke stays broken). */
+                cipher_key_close_tpm(key);
                 return FAIL(CIPHER_FAILURE_KEY);
         }
         return 0;

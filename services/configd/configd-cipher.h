@@ -86,7 +86,8 @@ typedef struct CipherKey {
         char *tcti; /* NULL: eve_tcti() */
         CipherCertCache certs[CIPHER_CERT_CACHE];
         unsigned next_cert;
-        Tpm2Context *tpm;      /* opened on first use, until cipher_key_close_tpm() */
+        Tpm2Context *tpm;      /* opened on first use, until cipher_key_close_tpm() or a failure; keeps
+                                * the ECDH key handle and its salted session (one command per ZGen) */
         gnutls_privkey_t soft; /* set: software key, no TPM */
         uint8_t device_cert_hash[16];
 } CipherKey;
@@ -95,8 +96,8 @@ typedef struct CipherKey {
  * (EVE's rule), else the TPM through tcti (NULL = eve_tcti()), opened when first needed. -ENOENT when there
  * is no ECDH certificate (eve-tpm-setup has not run). */
 int cipher_key_load(const char *tcti, CipherKey **ret);
-/* Closes the TPM connection (a TPM without resource manager, like swtpm, serves one connection at a time).
- */
+/* Closes the TPM connection (a TPM without resource manager, like swtpm, serves one connection at a time)
+ * and flushes the kept ZGen session, which holds one of the TPM's session slots. */
 void cipher_key_close_tpm(CipherKey *k);
 CipherKey *cipher_key_free(CipherKey *k);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CipherKey *, cipher_key_free);

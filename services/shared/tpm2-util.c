@@ -33,6 +33,9 @@ struct Tpm2Context {
         ESYS_TR srk; /* cached, ESYS_TR_NONE until first use */
         char *last_error;
         TPM2B_AUTH device_auth; /* authValue for the device key (controller binding), empty by default */
+        bool keep_ecdh;         /* tpm2_context_keep_ecdh_session() */
+        ESYS_TR ecdh_key;       /* kept: the ECDH key's handle, ESYS_TR_NONE until first use */
+        ESYS_TR ecdh_session;   /* kept: its salted session (ESYS_TR_PASSWORD without AES-CFB) */
 };
 
 /* An ESYS object that knows whether it must be flushed (transient, session) or only closed (persistent). */
@@ -203,10 +206,13 @@ int tpm2_context_set_device_auth(Tpm2Context *c, const void *auth, size_t size) 
         return 0;
 }
 
+static void ecdh_kept_drop(Tpm2Context *c);
+
 static Tpm2Context *tpm2_context_free(Tpm2Context *c) {
         if (!c)
                 return NULL;
         if (c->esys) {
+                ecdh_kept_drop(c);
                 if (c->srk != ESYS_TR_NONE)
                         (void) Esys_TR_Close(c->esys, &c->srk);
                 Esys_Finalize(&c->esys);
@@ -272,7 +278,7 @@ int tpm2_context_new(const char *tcti, Tpm2Context **ret) {
         if (!c)
                 return -ENOMEM;
         c->n_ref = 1;
-        c->srk = ESYS_TR_NONE;
+        c->srk = c->ecdh_key = c->ecdh_session = ESYS_TR_NONE;
 
         conf = tcti_conf_by_library(tcti ?: eve_tcti());
         if (!conf)
@@ -878,8 +884,77 @@ int tpm2_sign_digest(Tpm2Context *c, Tpm2Key k, const uint8_t digest[static TPM2
         return 0;
 }
 
-int tpm2_ecdh_zgen(Tpm2Context *c, const Tpm2EccPoint *peer, uint8_t **ret_point) {
+/* Whether rc says that a handle or session the command named is not (or no longer) what the TPM has: the TPM
+ * was reset, the session flushed or expired, the key at the persistent handle replaced (the session's HMAC
+ * covers the key's name), or ESYS's object closed under us (it hands out one ESYS_TR per TPM handle, so
+ * evicting the key in this context closes the kept one). */
+static bool rc_handle_lost(TSS2_RC rc) {
+        TSS2_RC b = rc_base(rc);
+
+        if (rc == TSS2_ESYS_RC_RSP_AUTH_FAILED || rc == TSS2_ESYS_RC_BAD_TR)
+                return true;
+        if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TPM_RC_LAYER &&
+            (rc & TSS2_RC_LAYER_MASK) != TSS2_RESMGR_TPM_RC_LAYER)
+                return false;
+        if (b >= TPM2_RC_REFERENCE_H0 && b <= TPM2_RC_REFERENCE_S6)
+                return true;
+        return b == TPM2_RC_HANDLE || b == TPM2_RC_EXPIRED || b == TPM2_RC_AUTH_FAIL ||
+                        b == TPM2_RC_BAD_AUTH;
+}
+
+/* Lets go of the kept ECDH key handle and session (tpm2_context_keep_ecdh_session). */
+static void ecdh_kept_drop(Tpm2Context *c) {
+        if (!c->esys)
+                return;
+        if (c->ecdh_session != ESYS_TR_NONE && c->ecdh_session != ESYS_TR_PASSWORD &&
+            Esys_FlushContext(c->esys, c->ecdh_session) != TSS2_RC_SUCCESS)
+                /* Not in the TPM any more (reset) or the TPM is gone: ESYS still has its copy. */
+                (void) Esys_TR_Close(c->esys, &c->ecdh_session);
+        if (c->ecdh_key != ESYS_TR_NONE)
+                (void) Esys_TR_Close(c->esys, &c->ecdh_key);
+        c->ecdh_session = c->ecdh_key = ESYS_TR_NONE;
+}
+
+void tpm2_context_keep_ecdh_session(Tpm2Context *c, bool keep) {
+        c->keep_ecdh = keep;
+        if (!keep)
+                ecdh_kept_drop(c);
+}
+
+/* The ECDH key's handle and the ZGen session: made for this call (the caller's cleanup lets them go), or the
+ * context's kept ones (made on first use; *ret handles that do not own them). 1 if kept ones were reused. */
+static int ecdh_handles(Tpm2Context *c, Tpm2Handle *ret_key, Tpm2Handle *ret_session) {
         _cleanup_(tpm2_handle_done) Tpm2Handle h = TPM2_HANDLE_NULL, s = TPM2_HANDLE_NULL;
+        bool reused = c->keep_ecdh && c->ecdh_key != ESYS_TR_NONE;
+        int r;
+
+        if (!reused) {
+                r = persistent_open(c, TPM2_HANDLE_ECDH, &h);
+                if (r < 0)
+                        return r;
+                if (r == 0) {
+                        set_error(c, "No ECDH key at 0x%08x", TPM2_HANDLE_ECDH);
+                        return -ENOENT;
+                }
+                r = start_session(c, TPM2_SE_HMAC, TPMA_SESSION_ENCRYPT, &s);
+                if (r < 0)
+                        return r;
+                if (!c->keep_ecdh) {
+                        *ret_key = h;
+                        *ret_session = s;
+                        h = s = (Tpm2Handle) TPM2_HANDLE_NULL;
+                        return 0;
+                }
+                c->ecdh_key = h.tr;
+                c->ecdh_session = s.tr;
+                h = s = (Tpm2Handle) TPM2_HANDLE_NULL;
+        }
+        *ret_key = (Tpm2Handle){ .esys = NULL, .tr = c->ecdh_key };
+        *ret_session = (Tpm2Handle){ .esys = NULL, .tr = c->ecdh_session };
+        return reused;
+}
+
+int tpm2_ecdh_zgen(Tpm2Context *c, const Tpm2EccPoint *peer, uint8_t **ret_point) {
         _cleanup_esys_ TPM2B_ECC_POINT *out = NULL;
         TPM2B_ECC_POINT in = {};
         uint8_t *p;
@@ -890,19 +965,25 @@ int tpm2_ecdh_zgen(Tpm2Context *c, const Tpm2EccPoint *peer, uint8_t **ret_point
         memcpy(in.point.x.buffer, peer->x, TPM2_ECC_P256_SIZE);
         memcpy(in.point.y.buffer, peer->y, TPM2_ECC_P256_SIZE);
 
-        r = persistent_open(c, TPM2_HANDLE_ECDH, &h);
-        if (r < 0)
-                return r;
-        if (r == 0) {
-                set_error(c, "No ECDH key at 0x%08x", TPM2_HANDLE_ECDH);
-                return -ENOENT;
+        for (unsigned attempt = 0;; attempt++) {
+                _cleanup_(tpm2_handle_done) Tpm2Handle h = TPM2_HANDLE_NULL, s = TPM2_HANDLE_NULL;
+                bool reused;
+
+                r = ecdh_handles(c, &h, &s);
+                if (r < 0)
+                        return r;
+                reused = r > 0;
+                rc = Esys_ECDH_ZGen(c->esys, h.tr, s.tr, ESYS_TR_NONE, ESYS_TR_NONE, &in, &out);
+                if (rc == TSS2_RC_SUCCESS)
+                        break;
+                r = tpm2_fail(c, rc, "TPM2_ECDH_ZGen");
+                /* A kept session is not trusted after a failure: the next call starts a new one. */
+                ecdh_kept_drop(c);
+                if (!reused || attempt > 0 || !rc_handle_lost(rc))
+                        return r;
+                log_debug("TPM: the kept ECDH key handle or session is gone (%s), retrying with new ones.",
+                          Tss2_RC_Decode(rc));
         }
-        r = start_session(c, TPM2_SE_HMAC, TPMA_SESSION_ENCRYPT, &s);
-        if (r < 0)
-                return r;
-        rc = Esys_ECDH_ZGen(c->esys, h.tr, s.tr, ESYS_TR_NONE, ESYS_TR_NONE, &in, &out);
-        if (rc != TSS2_RC_SUCCESS)
-                return tpm2_fail(c, rc, "TPM2_ECDH_ZGen");
         if (out->point.x.size > TPM2_ECC_P256_SIZE || out->point.y.size > TPM2_ECC_P256_SIZE) {
                 erase(out, sizeof(*out));
                 return -EBADMSG;

@@ -104,6 +104,13 @@ int tpm2_sign_digest(Tpm2Context *c, Tpm2Key k, const uint8_t digest[static TPM2
 
 /* TPM2_ECDH_ZGen with the ECDH key: the shared point (x‖y, 64 bytes) in secret memory (eve_secret_free). */
 int tpm2_ecdh_zgen(Tpm2Context *c, const Tpm2EccPoint *peer, uint8_t **ret_point);
+/* Opt-in, for a context that serves bursts of key agreements (eve-configd): tpm2_ecdh_zgen() keeps the ECDH
+ * key's handle and its salted, response-encrypting session open between calls, so a call costs one TPM
+ * command (ECDH_ZGen) instead of four. The session holds one of the TPM's session slots (swtpm has 3) until
+ * keep is set false or the context goes (both flush it): use it only in a context that is closed when idle.
+ * A kept session or handle the TPM no longer knows (reset, flushed, expired) is replaced once and the
+ * command retried once. */
+void tpm2_context_keep_ecdh_session(Tpm2Context *c, bool keep);
 
 /* TPM2_Quote with the attestation key over SHA-256 PCRs in pcr_mask, nonce (12–32 bytes) as qualifying data.
  * ret_attest: the TPMS_ATTEST bytes that were signed; ret_sig: marshalled TPMT_SIGNATURE; ret_sig_rs, when not

@@ -254,6 +254,43 @@ static int decrypt_case(CipherKey *key, Vector *v, size_t index, CipherFailure *
         return r;
 }
 
+/* A burst of deliveries (every LoadCredential= at boot) costs one TPM command each: the ECDH key handle and
+ * the salted session stay open in eve-configd's TPM context; closing the context (idle) flushes the session,
+ * so no session slot stays taken. */
+TEST(a_burst_of_key_agreements_costs_one_tpm_command_each) {
+        Swtpm *t = node_setup(false);
+        _cleanup_(cipher_key_freep) CipherKey *key = NULL;
+        char *argv[] = {
+                (char *) "tpm2_getcap", (char *) "-T", t->tcti, (char *) "handles-loaded-session", NULL
+        };
+        _cleanup_free_ char *out = NULL;
+        json_object *cases;
+        size_t ok = SIZE_MAX;
+        Vector v = {};
+
+        vector_make(&v);
+        ASSERT_TRUE(json_object_object_get_ex(v.json, "cases", &cases));
+        for (size_t i = 0; ok == SIZE_MAX && i < json_object_array_length(cases); i++)
+                if (streq(json_str(json_object_array_get_idx(cases, i), "expect"), "ok"))
+                        ok = i;
+        ASSERT_TRUE(ok != SIZE_MAX);
+        ASSERT_OK(cipher_key_load(t->tcti, &key));
+        for (unsigned i = 0; i < 5; i++) {
+                uint64_t n = tpm2_context_commands(key->tpm);
+                CipherFailure f;
+
+                ASSERT_OK(decrypt_case(key, &v, ok, &f));
+                ASSERT_NOT_NULL(key->tpm);
+                /* The first also opens the TPM, reads the SRK and the ECDH key, starts the session. */
+                if (i > 0)
+                        ASSERT_EQ(tpm2_context_commands(key->tpm) - n, 1U);
+        }
+        cipher_key_close_tpm(key);
+        ASSERT_EQ(test_run(argv, &out), 0);
+        ASSERT_NULL(strstr(out, "0x"));
+        vector_done(&v);
+}
+
 /* A controller certificate whose file no longer matches the hash in its name is refused, not used, also when
  * it had been verified (and remembered) before. */
 TEST(tampered_controller_certificate_is_refused) {

@@ -273,57 +273,16 @@ static char *pcr_list(uint32_t mask) {
         return tpm2_pcr_mask_to_string(mask);
 }
 
-/* A batch's command line: one unlock of each member's vault, in order. */
-static int batch_argv(Job *j, char ***ret) {
-        size_t n = 0, k = 0;
-        char **a;
-        bool ok = true;
-
-        for (Job *x = j->members; x; x = x->next)
-                k++;
-        a = calloc(6 + 6 * k, sizeof(char *));
-        if (!a)
-                return -ENOMEM;
-#define ADD(s)                        \
-        do {                          \
-                char *_s = strdup(s); \
-                ok = ok && _s;        \
-                a[n++] = _s;          \
-        } while (0)
-        ADD(j->manager->worker_path);
-        ADD(job_type_to_string(JOB_UNLOCK));
-        for (Job *x = j->members; x; x = x->next) {
-                ADD("--image");
-                ADD(x->vault->image);
-                ADD("--map");
-                ADD(x->vault->map_name);
-                ADD("--mount");
-                ADD(x->vault->mount_point);
-        }
-        ADD("--escrow-always");
-        ADD("--progress-fd");
-        ADD("3");
-#undef ADD
-        if (!ok) {
-                for (size_t i = 0; i < n; i++)
-                        free(a[i]);
-                free(a);
-                return -ENOMEM;
-        }
-        *ret = a;
-        return 0;
-}
-
 /* The worker's command line: only names, paths and policy (never key material). */
 static int job_argv(Job *j, char ***ret) {
         Vault *v = j->vault;
         char **a;
-        size_t n = 0;
+        size_t n = 0, k = 0;
         bool ok = true;
 
-        if (!v)
-                return batch_argv(j, ret);
-        a = calloc(24, sizeof(char *));
+        for (Job *x = j->members; x; x = x->next)
+                k++;
+        a = calloc(24 + 6 * k, sizeof(char *));
 
 #define ADD(s)                        \
         do {                          \
@@ -335,8 +294,19 @@ static int job_argv(Job *j, char ***ret) {
                 return -ENOMEM;
         ADD(j->manager->worker_path);
         ADD(job_type_to_string(j->type));
-        ADD("--image");
-        ADD(v->image);
+        if (!v) /* a batch: one unlock of each member's vault, in order */
+                for (Job *x = j->members; x; x = x->next) {
+                        ADD("--image");
+                        ADD(x->vault->image);
+                        ADD("--map");
+                        ADD(x->vault->map_name);
+                        ADD("--mount");
+                        ADD(x->vault->mount_point);
+                }
+        else {
+                ADD("--image");
+                ADD(v->image);
+        }
         switch (j->type) {
         case JOB_CREATE: {
                 char size[32];
@@ -366,10 +336,12 @@ static int job_argv(Job *j, char ***ret) {
                 break;
         }
         case JOB_UNLOCK:
-                ADD("--map");
-                ADD(v->map_name);
-                ADD("--mount");
-                ADD(v->mount_point);
+                if (v) {
+                        ADD("--map");
+                        ADD(v->map_name);
+                        ADD("--mount");
+                        ADD(v->mount_point);
+                }
                 ADD("--escrow-always");
                 ADD("--progress-fd");
                 ADD("3");

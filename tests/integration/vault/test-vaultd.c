@@ -132,16 +132,44 @@ TEST(default_vaults_created_then_reopened_by_the_tpm) {
         assert_opened("config", "tpm");
 }
 
+/* Left locked at start because sealing PCR pcr moved: named in LastError and MovedPCRs. */
+static void assert_locked_by_pcr(const char *name, unsigned pcr) {
+        _cleanup_free_ char *state = vt_get_str(name, "State"), *en = vt_get_str(name, "LastErrorName"),
+                            *e = vt_get_str(name, "LastError"), *m = vt_get_str(name, "UnlockMethod"),
+                            *part = NULL;
+
+        ASSERT_OK(asprintf(&part, "PCRs %u changed", pcr));
+        ASSERT_STREQ(state, "Locked");
+        ASSERT_STREQ(m, "none");
+        ASSERT_STREQ(en, VT_ERR("KeyUnavailable"));
+        vt_assert_contains(e, part);
+        ASSERT_EQ(vt_get_pcrs(name, "MovedPCRs"), UINT32_C(1) << pcr);
+}
+
+/* The controller's copy of the vault's escrow (SubmitKeys, as attestd hands it over) opens it and re-seals
+ * it to today's PCRs. */
+static void rescue_by_escrow(const VtEntries *keys, const char *name) {
+        _cleanup_(vt_entries_done) VtEntries one = {};
+        _cleanup_free_ char *uuid = vt_get_str(name, "UUID");
+        uint64_t since = vt_get_u64(name, "LastOperationTime");
+        uint32_t served = 0;
+
+        vt_entries_add(&one, vt_find_escrow(keys, uuid));
+        ASSERT_OK(vt_send_entries("SubmitKeys", &one, NULL, &served));
+        ASSERT_EQ(served, 1);
+        vt_wait_op(name, "unlock", since);
+        assert_opened(name, "controller");
+        ASSERT_EQ(vt_get_pcrs(name, "MovedPCRs"), 0);
+}
+
 /* PCR 7 moves: the TPM refuses at start, the vault stays locked naming PCR 7; the controller's copy of the
  * escrow (SubmitKeys, as attestd hands it over) unwraps in this TPM, opens the vault and re-seals it; after
  * that the TPM path works again. */
 TEST(pcr_change_then_escrow_rescue_through_submitkeys) {
         Swtpm *t = test_swtpm_start(0, NULL);
-        _cleanup_(vt_entries_done) VtEntries keys = {}, one = {};
+        _cleanup_(vt_entries_done) VtEntries keys = {};
         _cleanup_free_ char *uuid = NULL;
         VaultDaemon *d;
-        uint64_t since;
-        uint32_t served = 0;
 
         vt_provision(t, 0x11);
         test_bus_start(NULL);
@@ -153,17 +181,7 @@ TEST(pcr_change_then_escrow_rescue_through_submitkeys) {
         vt_daemon_stop(d);
         vt_extend(t, 7, 0x99);
         vt_daemon_restart(d, NULL);
-        {
-                _cleanup_free_ char *state = vt_get_str("config", "State"),
-                                    *en = vt_get_str("config", "LastErrorName"),
-                                    *e = vt_get_str("config", "LastError"),
-                                    *m = vt_get_str("config", "UnlockMethod");
-                ASSERT_STREQ(state, "Locked");
-                ASSERT_STREQ(m, "none");
-                ASSERT_STREQ(en, VT_ERR("KeyUnavailable"));
-                vt_assert_contains(e, "PCRs 7 changed");
-                ASSERT_EQ(vt_get_pcrs("config", "MovedPCRs"), UINT32_C(1) << 7);
-        }
+        assert_locked_by_pcr("config", 7);
         /* Unlock() says the same, by name. */
         {
                 _cleanup_free_ char *path = vt_path("config");
@@ -172,13 +190,7 @@ TEST(pcr_change_then_escrow_rescue_through_submitkeys) {
                 ASSERT_STREQ(error.name, VT_ERR("KeyUnavailable"));
         }
 
-        vt_entries_add(&one, vt_find_escrow(&keys, uuid));
-        since = vt_get_u64("config", "LastOperationTime");
-        ASSERT_OK(vt_send_entries("SubmitKeys", &one, NULL, &served));
-        ASSERT_EQ(served, 1);
-        vt_wait_op("config", "unlock", since);
-        assert_opened("config", "controller");
-        ASSERT_EQ(vt_get_pcrs("config", "MovedPCRs"), 0);
+        rescue_by_escrow(&keys, "config");
 
         /* Re-sealed to today's PCRs: the TPM alone opens it again, also after a restart. */
         vt_daemon_restart(d, NULL);
@@ -746,11 +758,9 @@ static VaultDaemon *restart_debug(VaultDaemon *d, const char *crash_at, long *re
 TEST(start_unlocks_every_vault_with_one_worker) {
         static const uint32_t pcr15[] = { 0, 15 };
         Swtpm *t = test_swtpm_start(0, NULL);
-        _cleanup_(vt_entries_done) VtEntries keys = {}, one = {};
+        _cleanup_(vt_entries_done) VtEntries keys = {};
         _cleanup_free_ char *uuid = NULL;
         VaultDaemon *d;
-        uint32_t served = 0;
-        uint64_t since;
         long from;
 
         vt_provision(t, 0x11);
@@ -771,30 +781,15 @@ TEST(start_unlocks_every_vault_with_one_worker) {
         assert_opened("config", "tpm");
         assert_opened("image", "tpm");
         assert_opened("app-2", "tpm");
+        assert_locked_by_pcr("app-1", 15);
         {
-                _cleanup_free_ char *state = vt_get_str("app-1", "State"),
-                                    *en = vt_get_str("app-1", "LastErrorName"),
-                                    *e = vt_get_str("app-1", "LastError"),
-                                    *m = vt_get_str("app-1", "UnlockMethod"),
-                                    *op = vt_get_str("app-1", "LastOperation"),
+                _cleanup_free_ char *op = vt_get_str("app-1", "LastOperation"),
                                     *res = vt_get_str("app-1", "LastOperationResult");
-                ASSERT_STREQ(state, "Locked");
-                ASSERT_STREQ(m, "none");
                 ASSERT_STREQ(op, "unlock");
-                ASSERT_STREQ(en, VT_ERR("KeyUnavailable"));
                 ASSERT_STREQ(res, VT_ERR("KeyUnavailable"));
-                vt_assert_contains(e, "PCRs 15 changed");
-                ASSERT_EQ(vt_get_pcrs("app-1", "MovedPCRs"), UINT32_C(1) << 15);
         }
         ASSERT_EQ(vt_get_pcrs("app-2", "MovedPCRs"), 0);
-
-        vt_entries_add(&one, vt_find_escrow(&keys, uuid));
-        since = vt_get_u64("app-1", "LastOperationTime");
-        ASSERT_OK(vt_send_entries("SubmitKeys", &one, NULL, &served));
-        ASSERT_EQ(served, 1);
-        vt_wait_op("app-1", "unlock", since);
-        assert_opened("app-1", "controller");
-        ASSERT_EQ(vt_get_pcrs("app-1", "MovedPCRs"), 0);
+        rescue_by_escrow(&keys, "app-1");
 }
 
 /* The start's worker killed mid-way (after the config vault's result, as it begins the next): the vault

@@ -5,7 +5,6 @@
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,18 +58,11 @@ static void symbols_clear(void) {
                 *symbols[i].ptr = NULL;
 }
 
-_printf_(2, 3) static int unavailable(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        char *why = NULL;
-
-        va_start(ap, fmt);
-        if (vasprintf(&why, fmt, ap) < 0)
-                why = NULL;
-        va_end(ap);
-        log_debug("libcurl unavailable: %s", why ?: "out of memory");
-        if (ret_error && asprintf(ret_error, "libcurl unavailable: %s", why ?: "out of memory") < 0)
+/* "libcurl unavailable: <why><detail>" for the caller's person, -EOPNOTSUPP. */
+static int unavailable(char **ret_error, const char *why, const char *detail) {
+        log_debug("libcurl unavailable: %s%s", why, detail ?: "");
+        if (ret_error && asprintf(ret_error, "libcurl unavailable: %s%s", why, detail ?: "") < 0)
                 *ret_error = NULL;
-        free(why);
         return -EOPNOTSUPP;
 }
 
@@ -86,20 +78,19 @@ int curl_dl_acquire(char **ret_error) {
         }
         dl = dlopen(LIBCURL_SONAME, RTLD_NOW | RTLD_LOCAL);
         if (!dl)
-                return unavailable(ret_error, "%s", dlerror() ?: LIBCURL_SONAME " cannot be loaded");
+                return unavailable(ret_error, dlerror() ?: LIBCURL_SONAME " cannot be loaded", NULL);
         for (size_t i = 0; i < ELEMENTSOF(symbols); i++) {
                 *symbols[i].ptr = dlsym(dl, symbols[i].name);
                 if (!*symbols[i].ptr) {
                         symbols_clear();
                         (void) dlclose(dl);
-                        return unavailable(ret_error, "%s lacks %s", LIBCURL_SONAME, symbols[i].name);
+                        return unavailable(ret_error, LIBCURL_SONAME " lacks ", symbols[i].name);
                 }
         }
         if (sym_curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 symbols_clear();
                 (void) dlclose(dl);
-                if (ret_error && asprintf(ret_error, "libcurl unavailable: curl_global_init failed") < 0)
-                        *ret_error = NULL;
+                (void) unavailable(ret_error, "curl_global_init failed", NULL);
                 return -EIO;
         }
         v = sym_curl_version_info(CURLVERSION_NOW);

@@ -25,13 +25,11 @@ static int on_start_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         return 0;
 }
 
-void vault_start_mount_unit(Vault *v) {
-        _cleanup_free_ char *unit = vault_mount_unit_name(v->mount_point);
-
-        if (!unit || !v->manager->bus)
+static void start_unit(Manager *m, const char *unit) {
+        if (!unit || !m->bus)
                 return;
         (void) sd_bus_call_method_async(
-                        v->manager->bus,
+                        m->bus,
                         NULL,
                         SYSTEMD_DEST,
                         SYSTEMD_PATH,
@@ -42,6 +40,12 @@ void vault_start_mount_unit(Vault *v) {
                         "ss",
                         unit,
                         "replace");
+}
+
+void vault_start_mount_unit(Vault *v) {
+        _cleanup_free_ char *unit = vault_mount_unit_name(v->mount_point);
+
+        start_unit(v->manager, unit);
 }
 
 static void unit_wait_done(Job *j) {
@@ -374,8 +378,12 @@ static void remove_stale(Manager *m, bool *changed) {
 
 int manager_write_app_units(Manager *m) {
         const char *dir = vault_unit_dir();
+        _cleanup_free_ bool *start = calloc(MAX(m->n_apps, (size_t) 1), sizeof(bool));
         bool changed = false;
         int r, ret = 0;
+
+        if (!start)
+                return log_oom();
 
         for (size_t i = 0; i < m->n_configs; i++) {
                 r = write_vault_units(m, &m->configs[i], &changed);
@@ -415,6 +423,10 @@ int manager_write_app_units(Manager *m) {
                                         m->apps[2 * i],
                                         sub);
                 changed |= r > 0;
+                if (r > 0) {
+                        Vault *v = manager_find_vault(m, name);
+                        start[i] = v && v->state == VAULT_UNLOCKED;
+                }
         }
         remove_stale(m, &changed);
         if (changed && m->bus) {
@@ -430,5 +442,17 @@ int manager_write_app_units(Manager *m) {
                                 NULL,
                                 NULL);
         }
+        /* Bound now to a vault mounted already: its mount unit's Wants= acts only when the vault is mounted
+         * next, so the application is started here. systemd handles this after the reload above (same
+         * connection, and it answers Reload only once reloaded). */
+        for (size_t i = 0; i < m->n_apps; i++)
+                if (start[i]) {
+                        _cleanup_free_ char *unit = NULL;
+
+                        if (asprintf(&unit, "eve-app@%s.service", m->apps[2 * i]) < 0)
+                                return log_oom();
+                        log_info("Application %s: its vault is open; starting it.", m->apps[2 * i]);
+                        start_unit(m, unit);
+                }
         return ret;
 }

@@ -4,6 +4,8 @@
 # evc on the host's 127.0.0.1 reached only through QEMU's restricted user networking and a guestfwd. One
 # machine, five boots, the TPM state and the disk kept between them:
 #   1 node-first     scenario 1: first boot (register, vaults, attestation, escrow, a secret via LoadCredential=)
+#     app-vault      then an application on a controller-driven vault: started after its mount, stopped before
+#                    the controller's lock, running again after unlock, stopped before the vault is removed
 #   2 node-offline   scenarios 2 and 6: reboot with the controller cut off, then back; 8: stock systemd-cryptsetup
 #   3 node-unknown   scenario 4: unknown software (PCR 8 moved, nobody told evc)
 #   4 node-upgrade   scenario 3: approved upgrade (evc upgrade expect), keys released, vaults re-sealed
@@ -30,15 +32,39 @@ field() { evc device show "$dev" --json | jq -r ".$1"; }
 is() { [ "$(field "$1")" = "$2" ]; }
 want_secret() { evc secret set "$(device)" office --kind wifi --value "$secret"; }
 want_controller() { evc_reachable; }
+# The application's vault (cases/app-vault.sh). Two admin commands that a controller would publish as one config
+# (evc refuses to remove a vault an application still names): the guest's fetches are refused meanwhile, so the
+# node never sees the half-way config.
+in_one_config() {
+        local rc=0
+        evc_unreachable
+        "$@" || rc=$?
+        evc_reachable
+        return $rc
+}
+add_app_vault() { evc vault add "$(device)" appdata --size 32M && evc app set "$(device)" web --vault appdata; }
+remove_app_vault() {
+        evc app remove "$(device)" web && evc app remove "$(device)" db && evc vault remove "$(device)" appdata
+}
+want_appvault() { in_one_config add_app_vault; }
+want_applock() { evc vault set "$(device)" appdata --state locked; }
+want_appunlock() { evc vault set "$(device)" appdata --state unlocked; }
+want_appbind() { evc app set "$(device)" db --vault appdata; }
+want_appremove() { in_one_config remove_app_vault; }
 # pcr_after DIGEST: PCR value after one extension of a zero PCR (SHA-256 bank) with DIGEST (hex).
 pcr_after() { python3 -c 'import hashlib, sys; print(hashlib.sha256(bytes(32) + bytes.fromhex(sys.argv[1])).hexdigest())' "$1"; }
 
-vm_boot node-first "${node[@]}" "${creds[@]}" --timeout 900
+vm_boot node-first,app-vault "${node[@]}" "${creds[@]}" --timeout 900
 vm_expect booted systemd-254 pcrs-measured net-restricted tpm-identity registered attested integrity-token \
         vault-image-unlocked vault-image-tpm vault-image-escrow-confirmed \
         vault-config-unlocked vault-config-tpm vault-config-escrow-confirmed \
         vault-image-mounted vault-config-mounted vault-write configd-fetched consumer-credential other-refused \
-        refusal-logged config-stored stored-no-plaintext no-failed-units
+        refusal-logged config-stored stored-no-plaintext no-failed-units \
+        app-vault-unlocked app-vault-mounted app-dropin app-requires-mount app-started app-after-mount \
+        app-writes-vault app-vault-locked app-stopped-on-lock app-stopped-cleanly app-stopped-before-unmount \
+        app-vault-unmapped app-data-hidden app-stays-stopped app-vault-unlocked-again app-restarted \
+        app-after-remount app-data-kept app-bound-later-started app-bound-later-requires app-stopped-on-removal app-stopped-before-removal app-vault-deleted \
+        app-units-removed app-not-restarted
 dev=$(device)
 [ -n "$dev" ] || die "the node did not register with evc"
 host_check evc-trusted is trust trusted

@@ -711,6 +711,17 @@ static void batch_finish(Job *j, int exit_code, int signal_no) {
         manager_converge(m);
 }
 
+/* A vault's job about to run: its vault shows it. */
+static void job_begin(Job *j) {
+        Vault *v = j->vault;
+
+        j->was_unlocked = v->state == VAULT_UNLOCKED;
+        vault_set_busy_state(v, j->type);
+        (void) set_str(&v->progress_phase, "");
+        v->progress_done = v->progress_total = 0;
+        vault_emit_changed(v);
+}
+
 /* A batch about to run: members of vaults deleted meanwhile are answered and dropped, the others marked busy
  * as their own jobs would be. false: nothing left to run. */
 static bool batch_begin(Job *j) {
@@ -723,11 +734,7 @@ static bool batch_begin(Job *j) {
                         job_free(x);
                         continue;
                 }
-                x->was_unlocked = x->vault->state == VAULT_UNLOCKED;
-                vault_set_busy_state(x->vault, x->type);
-                (void) set_str(&x->vault->progress_phase, "");
-                x->vault->progress_done = x->vault->progress_total = 0;
-                vault_emit_changed(x->vault);
+                job_begin(x);
                 p = &x->next;
         }
         return j->members;
@@ -759,11 +766,7 @@ static void manager_dispatch(Manager *m) {
                         manager_converge(m); /* the last job of a vault gone may have held it up */
                         continue;
                 }
-                j->was_unlocked = j->vault->state == VAULT_UNLOCKED;
-                vault_set_busy_state(j->vault, j->type);
-                (void) set_str(&j->vault->progress_phase, "");
-                j->vault->progress_done = j->vault->progress_total = 0;
-                vault_emit_changed(j->vault);
+                job_begin(j);
                 m->running = j;
                 r = job_spawn(j);
                 if (r < 0) {

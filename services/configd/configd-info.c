@@ -425,10 +425,37 @@ static void info_post(InfoRound *round) {
                 log_debug_errno(r, "Cannot post the cipher metrics: %m");
 }
 
+/* A report that caught a vault on its way (Creating, Unlocking, Locking, Deleting: at boot, the first report
+ * comes 2 s after start, often before the vaults are open or found locked) is followed by another soon, so
+ * that the controller learns where each vault ended (its moved PCRs, its error) without waiting for the
+ * interval. Bounded: at most INFO_SETTLE_MAX follow-ups in a row, then the interval again. */
+#define INFO_SETTLE_USEC (5 * USEC_PER_SEC)
+#define INFO_SETTLE_MAX 36
+
+static bool round_settling(const InfoRound *round) {
+        static const char *const on_the_way[] = { "Creating", "Unlocking", "Locking", "Deleting" };
+
+        for (size_t i = 0; i < round->n_vaults; i++)
+                for (size_t j = 0; j < ELEMENTSOF(on_the_way); j++)
+                        if (round->vaults[i].state && streq(round->vaults[i].state, on_the_way[j]))
+                                return true;
+        return false;
+}
+
 static void round_step_done(InfoRound *round) {
+        Manager *m = round->m;
+
         if (--round->pending > 0)
                 return;
         info_post(round);
+        if (!m->info_timer)
+                return;
+        if (round_settling(round) && m->info_settle < INFO_SETTLE_MAX) {
+                m->info_settle++;
+                (void) sd_event_source_set_time_relative(m->info_timer, INFO_SETTLE_USEC);
+                (void) sd_event_source_set_enabled(m->info_timer, SD_EVENT_ONESHOT);
+        } else if (!round_settling(round))
+                m->info_settle = 0;
         info_round_free(round);
 }
 

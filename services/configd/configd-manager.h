@@ -82,6 +82,8 @@ typedef struct Manager {
         bool check_mount;  /* only store when vault_mount is a mount point (off only for tests) */
         sd_event_source *mount_watch; /* the mount table, while the vault is Unlocked but not yet mounted */
         uint64_t fetch_interval, fetch_retry, info_interval;
+        unsigned info_settle; /* follow-up reports in a row for vaults caught on their way (configd-info.c)
+                               */
         bool fetch_enabled, info_enabled;
 
         /* The configuration. */

@@ -450,12 +450,13 @@ static void round_step_done(InfoRound *round) {
         info_post(round);
         if (!m->info_timer)
                 return;
-        if (round_settling(round) && m->info_settle < INFO_SETTLE_MAX) {
+        if (!round_settling(round))
+                m->info_settle = 0;
+        else if (m->info_settle < INFO_SETTLE_MAX) {
                 m->info_settle++;
                 (void) sd_event_source_set_time_relative(m->info_timer, INFO_SETTLE_USEC);
                 (void) sd_event_source_set_enabled(m->info_timer, SD_EVENT_ONESHOT);
-        } else if (!round_settling(round))
-                m->info_settle = 0;
+        }
         info_round_free(round);
 }
 

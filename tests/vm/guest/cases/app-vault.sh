@@ -88,8 +88,10 @@ $(state "$mount_unit"); $app $(state "$app")/$(systemctl show -P Result "$app")"
 want appvault
 check app-vault-unlocked converge 240 vault_is appdata Unlocked || note_app
 check app-vault-mounted wait_for 60 vault_mapped_mounted || note_app
-check app-dropin grep -qx "RequiresMountsFor=$mp" "$dropin"
-check app-requires-mount sh -c "systemctl show -P Requires $app | grep -qw $mount_unit &&
+# The binding may come in the config after the vault's (the node fetched between the two admin commands):
+# wait for it, fetching, as for the vault.
+check app-dropin converge 120 grep -qx "RequiresMountsFor=$mp" "$dropin" || note_app
+check app-requires-mount wait_for 30 sh -c "systemctl show -P Requires $app | grep -qw $mount_unit &&
         systemctl show -P After $app | grep -qw $mount_unit"
 check app-started wait_for 60 is_state "$app" active || note_app
 # It left `inactive` only after the mount unit was active: systemd held it until then.

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -36,6 +37,7 @@ const char *unlock_method_to_string(UnlockMethod m) {
 void vault_result_done(VaultResult *r) {
         if (!r)
                 return;
+        (void) vault_activation_join(r);
         r->escrow_blob = mfree(r->escrow_blob);
         r->reason = mfree(r->reason);
 }
@@ -1229,12 +1231,12 @@ static int mount_vault(const VaultRequest *req, VaultResult *ret) {
 }
 
 static int
-                activate(struct crypt_device *cd,
-                         int eve_id,
-                         EveVaultToken *t,
-                         const VaultRequest *req,
-                         const KeyParts *k,
-                         VaultResult *ret) {
+                activate_now(struct crypt_device *cd,
+                             int eve_id,
+                             EveVaultToken *t,
+                             const VaultRequest *req,
+                             const KeyParts *k,
+                             VaultResult *ret) {
         int r;
 
         if (!req->map_name)
@@ -1267,6 +1269,194 @@ static int
         /* The vault is mapped even when mounting fails: the reason says why it is not mounted. */
         (void) mount_vault(req, ret);
         return 0;
+}
+
+/* ---- activation in a child process (req->activate_async) ----
+ *
+ * The mapping's slow part is not ours: libcryptsetup waits for udev to process the new device (its rules,
+ * blkid, systemd's device unit), ~40 % of a mapping. A child process does the mapping (and the mount) while
+ * this one goes on with the escrow wrap or a batch's next vault. The child gets the volume key through a
+ * pipe (secrets are MADV_WIPEONFORK: a forked child sees zeros), into its own locked memory, and dies with
+ * this process (PR_SET_PDEATHSIG): a killed worker leaves what a worker killed during a mapping always left.
+ * It never touches the TPM; the header it maps from is the one read here (mapping reads no keyslot). */
+
+typedef struct ActivationReport {
+        int r;
+        bool activated;
+        bool mounted;
+        bool mount_delegated;
+        bool no_dm; /* error VAULT_ERROR_NO_DM, else VAULT_ERROR_FAILED when reason is set */
+        char reason[1024];
+} ActivationReport;
+
+static bool activation_async(const EveVaultToken *t, const VaultRequest *req) {
+        /* A first activation makes the file system and writes the token: in this process. */
+        return req->activate_async && req->map_name && (t->has_filesystem || !req->mount_point);
+}
+
+_noreturn_ static void activation_child(
+                struct crypt_device *cd,
+                int eve_id,
+                EveVaultToken *t,
+                const VaultRequest *req,
+                UnlockMethod method,
+                size_t vk_size,
+                int key_fd,
+                int report_fd) {
+        VaultResult res = { .token.new_keyslot = -1, .token.old_keyslot = -1, .key_method = method };
+        KeyParts ck = { .keyslot = -1, .volume_key_size = vk_size };
+        ActivationReport rep = {};
+        size_t got = 0;
+
+        ck.volume_key = eve_secret_alloc(vk_size);
+        while (ck.volume_key && got < vk_size) {
+                ssize_t n = read(key_fd, ck.volume_key + got, vk_size - got);
+                if (n <= 0 && !(n < 0 && errno == EINTR))
+                        break;
+                if (n > 0)
+                        got += (size_t) n;
+        }
+        safe_close(key_fd);
+        if (got < vk_size) {
+                rep.r = -EIO;
+                (void) snprintf(rep.reason, sizeof(rep.reason), "the activation process got no key");
+        } else {
+                /* tests: the mapping's process dies, the worker does not */
+                vault_crash_point("activation-child");
+                rep.r = activate_now(cd, eve_id, t, req, &ck, &res);
+                rep.activated = res.activated;
+                rep.mounted = res.mounted;
+                rep.mount_delegated = res.mount_delegated;
+                rep.no_dm = res.error && streq(res.error, VAULT_ERROR_NO_DM);
+                if (res.reason)
+                        (void) snprintf(rep.reason, sizeof(rep.reason), "%s", res.reason);
+        }
+        eve_secret_free(ck.volume_key);
+        (void) write(report_fd, &rep, sizeof(rep)); /* one write below PIPE_BUF: whole or nothing */
+        _exit(0);
+}
+
+/* Starts the child; < 0 when it could not (nothing started: the caller maps here). */
+static int
+                activate_spawn(struct crypt_device *cd,
+                               int eve_id,
+                               EveVaultToken *t,
+                               const VaultRequest *req,
+                               const KeyParts *k,
+                               VaultResult *ret) {
+        int key_pipe[2] = { -EBADF, -EBADF }, report_pipe[2] = { -EBADF, -EBADF };
+        pid_t parent = getpid(), pid;
+        ssize_t n;
+
+        if (pipe2(key_pipe, O_CLOEXEC) < 0)
+                return -errno;
+        if (pipe2(report_pipe, O_CLOEXEC) < 0) {
+                int r = -errno;
+                safe_close(key_pipe[0]);
+                safe_close(key_pipe[1]);
+                return r;
+        }
+        (void) fflush(stdout);
+        (void) fflush(stderr);
+        pid = fork();
+        if (pid < 0) {
+                int r = -errno;
+                safe_close(key_pipe[0]);
+                safe_close(key_pipe[1]);
+                safe_close(report_pipe[0]);
+                safe_close(report_pipe[1]);
+                return r;
+        }
+        if (pid == 0) {
+                safe_close(key_pipe[1]);
+                safe_close(report_pipe[0]);
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(1);
+                activation_child(
+                                cd,
+                                eve_id,
+                                t,
+                                req,
+                                ret->key_method,
+                                k->volume_key_size,
+                                key_pipe[0],
+                                report_pipe[1]);
+        }
+        safe_close(key_pipe[0]);
+        safe_close(report_pipe[1]);
+        do
+                n = write(key_pipe[1], k->volume_key, k->volume_key_size); /* < PIPE_BUF: whole or nothing */
+        while (n < 0 && errno == EINTR);
+        safe_close(key_pipe[1]);
+        ret->activation_pid = pid;
+        ret->activation_fd = report_pipe[0];
+        if (n != (ssize_t) k->volume_key_size) {
+                (void) kill(pid, SIGKILL);
+                (void) vault_activation_join(ret);
+                clear_reason(ret);
+                ret->activated = false;
+                return -EIO;
+        }
+        return 0;
+}
+
+int vault_activation_join(VaultResult *ret) {
+        ActivationReport rep = {};
+        size_t got = 0;
+        int status = 0;
+        pid_t pid;
+
+        if (!ret || ret->activation_pid <= 0)
+                return 0;
+        while (got < sizeof(rep)) {
+                ssize_t n = read(ret->activation_fd, (uint8_t *) &rep + got, sizeof(rep) - got);
+                if (n <= 0 && !(n < 0 && errno == EINTR))
+                        break;
+                if (n > 0)
+                        got += (size_t) n;
+        }
+        ret->activation_fd = safe_close(ret->activation_fd);
+        do
+                pid = waitpid(ret->activation_pid, &status, 0);
+        while (pid < 0 && errno == EINTR);
+        ret->activation_pid = 0;
+        if (got < sizeof(rep)) {
+                ret->activated = false;
+                return set_reason(
+                                ret,
+                                -EIO,
+                                VAULT_ERROR_FAILED,
+                                "the activation process ended without a report (%s %d)",
+                                WIFSIGNALED(status) ? "signal" : "status",
+                                WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        }
+        rep.reason[sizeof(rep.reason) - 1] = '\0';
+        ret->activated = rep.activated;
+        ret->mounted = rep.mounted;
+        ret->mount_delegated = rep.mount_delegated;
+        if (rep.reason[0])
+                (void) set_reason(
+                                ret,
+                                0,
+                                rep.no_dm ? VAULT_ERROR_NO_DM : VAULT_ERROR_FAILED,
+                                "%s",
+                                rep.reason);
+        return rep.r;
+}
+
+/* Maps (and mounts) the vault: here, or in a child when the request asks for it (activation_async()). */
+static int
+                activate(struct crypt_device *cd,
+                         int eve_id,
+                         EveVaultToken *t,
+                         const VaultRequest *req,
+                         const KeyParts *k,
+                         VaultResult *ret) {
+        if (ret->activation_pid > 0)
+                return 0; /* under way already */
+        if (activation_async(t, req) && activate_spawn(cd, eve_id, t, req, k, ret) >= 0)
+                return 0;
+        return activate_now(cd, eve_id, t, req, k, ret);
 }
 
 /* ---- unlock ---- */
@@ -1573,6 +1763,9 @@ int vault_unlock(Tpm2Context *c, const char *image, const VaultRequest *req, Vau
                 ret->key_method = method_of(t, &k);
         } else if (key_source_needs_tpm(t->key_source) && !is_provisional(t) &&
                    (req->escrow_always || t->escrow != ESCROW_CONFIRMED)) {
+                /* The mapping goes on beside the wrap (a child; or nothing, then it is made below). */
+                if (activation_async(t, req))
+                        (void) activate_spawn(cd, eve_id, t, req, &k, ret);
                 /* Escrow again whenever the controller may not hold the current key (or vaultd asks). */
                 r = escrow_wrap(c, k.tpm_part, &ret->escrow_blob, &ret->escrow_blob_size);
                 if (r >= 0) {

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "luks2-util.h"
 #include "tpm2-util.h"
@@ -63,9 +64,17 @@ typedef struct VaultResult {
         uint64_t escrow_generation; /* the key generation that blob belongs to */
         const char *error;          /* VAULT_ERROR_*, when the operation did not do what was asked */
         char *reason;             /* why the vault is not unlocked, or what failed */
+        /* unlock with activate_async: the process mapping the vault, until joined, and the pipe its report
+         * comes through (valid while activation_pid > 0) */
+        pid_t activation_pid;
+        int activation_fd;
 } VaultResult;
 
+/* Frees what r holds; an activation still running is joined first (vault_activation_join()). */
 void vault_result_done(VaultResult *r);
+/* Waits for the activation vault_unlock() left running (req->activate_async) and takes its outcome into r
+ * (activated, mounted, error, reason). Returns its status (< 0: failed, r says why); 0 when none ran. */
+int vault_activation_join(VaultResult *r);
 
 /* Key material the controller released, as received (the worker reads it from a pipe, never argv). */
 typedef struct VaultKeys {
@@ -84,6 +93,10 @@ typedef struct VaultRequest {
         VaultKeys keys;
         bool escrow_always; /* unlock: a fresh escrow blob whenever the key is in hand (vaultd keeps the
                              * set for STORE_KEYS, which replaces the controller's copies as a whole) */
+        /* unlock: map (and mount) in a child process while this one goes on (the escrow wrap; a batch's next
+         * vault): vault_unlock() returns with the mapping under way, vault_activation_join() waits for it.
+         * Not for a first activation (mkfs). */
+        bool activate_async;
         /* create, rotate */
         KeySource key_source;   /* rotate: _KEY_SOURCE_INVALID keeps the current one */
         uint32_t pcr_mask;      /* rotate: 0 keeps the current set */

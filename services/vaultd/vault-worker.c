@@ -416,31 +416,57 @@ static int parse_argv(int argc, char *argv[]) {
         return 1;
 }
 
-/* unlock with several --image: each vault as by itself, its result printed as soon as it is done. A vault
- * that stays locked or fails does not stop the others; the exit status says whether every one ran. */
-static int unlock_batch(Tpm2Context *c, const VaultRequest *tmpl) {
-        int ret = 0;
+/* Joins the vault's activation and prints its result; false when the result could not be written. */
+static bool batch_report(size_t i, int r, VaultResult *res, int *ret) {
+        int q = vault_activation_join(res);
 
-        for (size_t i = 0; i < arg_n_vaults; i++) {
-                _cleanup_(vault_result_done) VaultResult res = { .token.new_keyslot = -1,
-                                                                  .token.old_keyslot = -1 };
+        if (r >= 0 && q < 0)
+                r = q;
+        if (r < 0 && !res->error)
+                res->error = VAULT_ERROR_FAILED;
+        if (r < 0)
+                *ret = 1;
+        return print_result(r, arg_vaults[i].image, res) >= 0;
+}
+
+/* unlock with several --image: each vault as by itself, its result printed once it and its mapping are
+ * done. A vault that stays locked or fails does not stop the others; the exit status says whether every one
+ * ran. */
+static int unlock_batch(Tpm2Context *c, const VaultRequest *tmpl) {
+        VaultResult res[2] = { { .token.new_keyslot = -1, .token.old_keyslot = -1 },
+                               { .token.new_keyslot = -1, .token.old_keyslot = -1 } };
+        int rs[2] = {}, ret = 0;
+        bool ok = true;
+
+        /* Vault i's mapping runs in a child while vault i+1's key is obtained; vault i's result is printed
+         * then, so the lines keep the order of the command line. */
+        for (size_t i = 0; ok && i < arg_n_vaults; i++) {
+                VaultResult *cur = &res[i % 2];
                 VaultRequest req = *tmpl;
-                int r;
 
                 if (arg_progress_fd >= 0)
                         (void) dprintf(arg_progress_fd, "batch %zu %zu\n", i, arg_n_vaults);
-                if (i > 0)
-                        vault_crash_point("batch-next"); /* tests: killed with vaults reported and to come */
                 req.map_name = arg_vaults[i].map;
                 req.mount_point = arg_vaults[i].mount;
-                r = vault_unlock(c, arg_vaults[i].image, &req, &res);
-                if (r < 0 && !res.error)
-                        res.error = VAULT_ERROR_FAILED;
-                if (print_result(r, arg_vaults[i].image, &res) < 0)
-                        return log_error_errno(SYNTHETIC_ERRNO(EIO), "Cannot write the results.");
-                if (r < 0)
-                        ret = 1;
+                req.activate_async = true;
+                rs[i % 2] = vault_unlock(c, arg_vaults[i].image, &req, cur);
+                if (i > 0) {
+                        VaultResult *prev = &res[(i - 1) % 2];
+
+                        ok = batch_report(i - 1, rs[(i - 1) % 2], prev, &ret);
+                        vault_result_done(prev);
+                        *prev = (VaultResult){ .token.new_keyslot = -1, .token.old_keyslot = -1 };
+                        /* tests: killed with vaults reported, one under way (its mapping's child dies with
+                         * this process) and more to come */
+                        vault_crash_point("batch-next");
+                }
+                if (ok && i + 1 == arg_n_vaults)
+                        ok = batch_report(i, rs[i % 2], cur, &ret);
         }
+        vault_result_done(&res[0]);
+        vault_result_done(&res[1]);
+        if (!ok)
+                return log_error_errno(SYNTHETIC_ERRNO(EIO), "Cannot write the results.");
         return ret;
 }
 
@@ -531,9 +557,15 @@ static int run(int argc, char *argv[]) {
                         if (!arg_name)
                                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "create needs --name.");
                         r = vault_create(c, arg_image, arg_name, arg_size, &req, &res);
-                } else if (streq(op, "unlock"))
+                } else if (streq(op, "unlock")) {
+                        int q;
+
+                        req.activate_async = true; /* the mapping beside an escrow wrap */
                         r = vault_unlock(c, arg_image, &req, &res);
-                else if (streq(op, "add-recovery"))
+                        q = vault_activation_join(&res);
+                        if (r >= 0 && q < 0)
+                                r = q;
+                } else if (streq(op, "add-recovery"))
                         r = vault_add_recovery(c, arg_image, &req, &recovery_key, &res);
                 else
                         r = vault_rotate(c, arg_image, &req, &res);

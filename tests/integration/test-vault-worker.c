@@ -287,6 +287,85 @@ TEST(rotation_survives_a_kill_at_every_step) {
  * image; the vault whose PCRs moved stays locked with them named, a broken one says why, the others are
  * opened (key verified); the one with moved PCRs then opens with its escrow as by itself. A batch carries no
  * keys and is only an unlock. */
+/* The mappings of a batch are made in child processes, each while the next vault's key is obtained: every
+ * result still comes in the order given and carries its own mapping's outcome (here: no device-mapper, so
+ * "key verified, volume not mapped"); a mapping process that dies is reported as such, for its vault only.
+ */
+TEST(batch_mappings_report_their_own_outcome_in_order) {
+        Swtpm *t = test_swtpm_start(0, NULL);
+        _cleanup_free_ char *a = tmp("m-a.img"), *b = tmp("m-b.img"), *c = tmp("m-c.img"),
+                            *exe = worker_path();
+        char *argv[] = { exe,
+                         (char *) "unlock",
+                         (char *) "--image",
+                         a,
+                         (char *) "--map",
+                         (char *) "m-a",
+                         (char *) "--image",
+                         b,
+                         (char *) "--map",
+                         (char *) "m-b",
+                         (char *) "--image",
+                         c,
+                         (char *) "--map",
+                         (char *) "m-c",
+                         (char *) "--escrow-always",
+                         NULL };
+        const char *images[] = { a, b, c };
+
+        provision(t, 0x11);
+        json_object_put(worker(t, NULL, "create", "--image", a, "--name", "a", NULL));
+        json_object_put(worker(t, NULL, "create", "--image", b, "--name", "b", NULL));
+        json_object_put(worker(t, NULL, "create", "--image", c, "--name", "c", NULL));
+        ASSERT_OK(setenv("EVE_TPM2_TCTI", t->tcti, 1));
+
+        for (unsigned round = 0; round < 2; round++) {
+                _cleanup_free_ char *out = NULL;
+                char *line, *save = NULL;
+                size_t n = 0;
+                int status;
+
+                if (round == 1)
+                        ASSERT_OK(setenv("EVE_VAULT_WORKER_CRASH_AT", "activation-child", 1));
+                status = test_run(argv, &out);
+                ASSERT_OK(unsetenv("EVE_VAULT_WORKER_CRASH_AT"));
+                ASSERT_EQ(status, round == 0 ? 0 : 1);
+                ASSERT_NOT_NULL(out);
+                for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++) {
+                        json_object *o = json_tokener_parse(line);
+
+                        ASSERT_TRUE(n < ELEMENTSOF(images));
+                        ASSERT_NOT_NULL(o);
+                        ASSERT_STREQ(jstr(o, "image"), images[n]);
+                        ASSERT_STREQ(jstr(o, "key_method"), "tpm");
+                        ASSERT_NOT_NULL(jstr(o, "escrow_blob")); /* made while the mapping was under way */
+                        ASSERT_FALSE(jbool(o, "activated"));
+                        if (round == 0) {
+                                ASSERT_TRUE(jbool(o, "ok"));
+                                ASSERT_STREQ(jstr(o, "error"), "DeviceMapperUnavailable");
+                                assert_contains(jstr(o, "reason"), "key verified (tpm), volume not mapped");
+                        } else {
+                                ASSERT_FALSE(jbool(o, "ok"));
+                                ASSERT_STREQ(jstr(o, "error"), "Failed");
+                                assert_contains(jstr(o, "reason"),
+                                                "the activation process ended without a report (signal 9)");
+                        }
+                        json_object_put(o);
+                }
+                ASSERT_EQ(n, ELEMENTSOF(images));
+        }
+
+        /* One vault by itself: the same path (its mapping beside the escrow wrap). */
+        {
+                json_object *o = worker(
+                                t, NULL, "unlock", "--image", a, "--map", "m-a", "--escrow-always", NULL);
+
+                ASSERT_STREQ(jstr(o, "error"), "DeviceMapperUnavailable");
+                ASSERT_NOT_NULL(jstr(o, "escrow_blob"));
+                json_object_put(o);
+        }
+}
+
 TEST(unlock_of_several_vaults_reports_each) {
         Swtpm *t = test_swtpm_start(0, NULL);
         _cleanup_free_ char *a = tmp("b-a.img"), *b = tmp("b-b.img"), *c = tmp("b-c.img"),

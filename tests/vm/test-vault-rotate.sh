@@ -17,11 +17,12 @@ names+=(confirmed rotate-held rotate-refused-third-key still-two-keyslots confir
 reopened rotated
 names+=(stock-rotated stock-rotated-mount stock-rotated-sum stock-rotated-detach)
 
-# Every crash point of a key change the worker has must be one the guest case kills at. The other two are
-# killed on the host, where no mapping is needed: "formatted" (a creation cut short: test-vault-converge) and
-# "recovery-slot-added" (adding a recovery key: test-vault-recovery).
+# Every crash point of a key change the worker has must be one the guest case kills at. The other three are
+# killed on the host: "formatted" (a creation cut short: test-vault-converge), "recovery-slot-added" (adding a
+# recovery key: test-vault-recovery) and "activation-child" (an unlock's mapping process, no key change:
+# test-vault-worker).
 have=$(grep -o 'vault_crash_point("[^"]*")' "$src/services/vaultd/vault-core.c" | cut -d'"' -f2 |
-        grep -vx -e formatted -e recovery-slot-added | sort -u)
+        grep -vx -e formatted -e recovery-slot-added -e activation-child | sort -u)
 missing=$(comm -23 <(echo "$have") <(printf '%s\n' "${plain[@]}" confirm | sort -u) | tr '\n' ' ')
 if [ -n "$have" ] && [ -z "$missing" ]; then
         passed=$((passed + 1)); echo "ok crash-points-covered"

@@ -35,6 +35,37 @@ static const char *const hsm_status_table[_HSM_STATUS_MAX] = {
 #define DEVICE_CERT "device.cert.pem"
 #define DEVICE_KEY "device.key.pem"
 
+/* Where the TCTI configuration says the TPM is, when it names a path: the device node of "device[:PATH]"
+ * (tss2's default: /dev/tpmrm0, then /dev/tpm0), the socket of "swtpm:path=PATH"/"mssim:path=PATH".
+ * Whether that path exists tells "no TPM here" from "a TPM here that cannot be opened". false when the
+ * configuration names no path (a TCP simulator: nothing to look at). */
+static bool tcti_target_exists(const char *conf, char **ret_path) {
+        size_t n = strcspn(conf, ":");
+        const char *rest = conf[n] == ':' ? conf + n + 1 : "";
+        _cleanup_free_ char *path = NULL;
+        const char *p;
+
+        *ret_path = NULL;
+        if ((n == 6 && strncmp(conf, "device", 6) == 0) ||
+            (n >= 22 && strncmp(conf, "libtss2-tcti-device.so", 22) == 0)) {
+                if (*rest)
+                        path = strdup(rest);
+                else if (access("/dev/tpmrm0", F_OK) >= 0 || access("/dev/tpm0", F_OK) < 0)
+                        path = strdup("/dev/tpmrm0");
+                else
+                        path = strdup("/dev/tpm0");
+        } else if ((p = strstr(rest, "path=")) && (p == rest || p[-1] == ',')) {
+                p += 5;
+                path = strndup(p, strcspn(p, ","));
+        }
+        if (!path)
+                return false;
+        if (access(path, F_OK) < 0)
+                return false;
+        *ret_path = TAKE_PTR(path);
+        return true;
+}
+
 static const char *arg_tcti = NULL;
 static bool arg_no_tpm = false;
 static bool arg_status = false;
@@ -530,6 +561,8 @@ static int run(int argc, char *argv[]) {
                                        arg_tcti ?: eve_tcti());
 
                 if (r < 0) {
+                        _cleanup_free_ char *present = NULL;
+
                         /* EVE bug #6344: a half-way failure must never replace a TPM identity silently. */
                         if (tpm_identity)
                                 return log_error_errno(SYNTHETIC_ERRNO(ENODEV),
@@ -538,6 +571,17 @@ static int run(int argc, char *argv[]) {
                                                        "reconnect the TPM (or re-provision deliberately by "
                                                        "removing %s).",
                                                        device_cert, device_cert);
+                        /* Nor is a first identity made in software for a TPM that is there but cannot be
+                         * opened (busy, no access): it would stay once the TPM works again. Software keys
+                         * there are a decision (--no-tpm). A software identity already made stays in use. */
+                        if (!s.tpm && !soft_identity && tcti_target_exists(arg_tcti ?: eve_tcti(), &present))
+                                return log_error_errno(
+                                                SYNTHETIC_ERRNO(ENODEV),
+                                                "A TPM is present (%s) but cannot be opened. Refusing to "
+                                                "fall back to software keys, which would stay when the "
+                                                "TPM works again: fix its access, or choose software keys "
+                                                "deliberately with --no-tpm.",
+                                                present);
                         status = s.tpm ? HSM_STATUS_DISABLED : HSM_STATUS_NOTFOUND;
                         s.tpm = tpm2_context_unref(s.tpm);
                 } else if (soft_identity) {

@@ -195,6 +195,29 @@ TEST(software_fallback_without_tpm) {
         ASSERT_STREQ(dev1, dev2);
 }
 
+/* A TPM that is there but cannot be opened (here: a socket path that exists and is no simulator's socket) is
+ * no reason for software keys, which would outlive the fault: refused, nothing made; --no-tpm still decides.
+ */
+TEST(present_but_unopenable_tpm_gets_no_software_fallback) {
+        _cleanup_(dirs_done) Dirs d = make_dirs();
+        _cleanup_free_ char *out = NULL, *sock = NULL, *tcti = NULL, *status = NULL;
+
+        ASSERT_OK(asprintf(&sock, "%s/tpm-socket", d.root));
+        ASSERT_OK(crypto_write_file_atomic(sock, "", 0, 0600));
+        ASSERT_OK(asprintf(&tcti, "swtpm:path=%s", sock));
+        ASSERT_NE(run_setup(&d, tcti, NULL, &out), 0);
+        ASSERT_NOT_NULL(strstr(out, "A TPM is present"));
+        ASSERT_NOT_NULL(strstr(out, "--no-tpm"));
+        ASSERT_FALSE(exists(d.config, "device.key.pem"));
+        ASSERT_FALSE(exists(d.config, "device.cert.pem"));
+        ASSERT_FALSE(exists(d.status, "tpm-status"));
+
+        ASSERT_EQ(run_setup(&d, tcti, "--no-tpm", NULL), 0);
+        status = read_text(d.status, "tpm-status");
+        ASSERT_STREQ(status, "DISABLED\n");
+        ASSERT_TRUE(exists(d.config, "device.key.pem"));
+}
+
 TEST(forced_software_keys_are_reported_disabled) {
         Swtpm *t = test_swtpm_start(0, NULL);
         _cleanup_(dirs_done) Dirs d = make_dirs();

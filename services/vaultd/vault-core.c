@@ -1280,6 +1280,21 @@ static int
  * this process (PR_SET_PDEATHSIG): a killed worker leaves what a worker killed during a mapping always left.
  * It never touches the TPM; the header it maps from is the one read here (mapping reads no keyslot). */
 
+/* Reads up to n bytes, until EOF or an error: how many came. */
+static size_t read_full(int fd, void *buf, size_t n) {
+        size_t got = 0;
+
+        while (got < n) {
+                ssize_t k = read(fd, (uint8_t *) buf + got, n - got);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                got += (size_t) k;
+        }
+        return got;
+}
+
 typedef struct ActivationReport {
         int r;
         bool activated;
@@ -1309,13 +1324,8 @@ _noreturn_ static void activation_child(
         size_t got = 0;
 
         ck.volume_key = eve_secret_alloc(vk_size);
-        while (ck.volume_key && got < vk_size) {
-                ssize_t n = read(key_fd, ck.volume_key + got, vk_size - got);
-                if (n <= 0 && !(n < 0 && errno == EINTR))
-                        break;
-                if (n > 0)
-                        got += (size_t) n;
-        }
+        if (ck.volume_key)
+                got = read_full(key_fd, ck.volume_key, vk_size);
         safe_close(key_fd);
         if (got < vk_size) {
                 rep.r = -EIO;
@@ -1408,13 +1418,7 @@ int vault_activation_join(VaultResult *ret) {
 
         if (!ret || ret->activation_pid <= 0)
                 return 0;
-        while (got < sizeof(rep)) {
-                ssize_t n = read(ret->activation_fd, (uint8_t *) &rep + got, sizeof(rep) - got);
-                if (n <= 0 && !(n < 0 && errno == EINTR))
-                        break;
-                if (n > 0)
-                        got += (size_t) n;
-        }
+        got = read_full(ret->activation_fd, &rep, sizeof(rep));
         ret->activation_fd = safe_close(ret->activation_fd);
         do
                 pid = waitpid(ret->activation_pid, &status, 0);

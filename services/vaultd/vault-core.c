@@ -1342,7 +1342,9 @@ _noreturn_ static void activation_child(
                         (void) snprintf(rep.reason, sizeof(rep.reason), "%s", res.reason);
         }
         eve_secret_free(ck.volume_key);
-        (void) write(report_fd, &rep, sizeof(rep)); /* one write below PIPE_BUF: whole or nothing */
+        /* One write below PIPE_BUF: whole or nothing; nothing reads as "ended without a report". */
+        if (write(report_fd, &rep, sizeof(rep)) != (ssize_t) sizeof(rep))
+                _exit(1);
         _exit(0);
 }
 

@@ -120,9 +120,18 @@ write("escrow-blob", "unknown-fields", data_v1 + field(9, 2, b"future") + field(
 
 # ---- seeds of the targets that take a mode byte first (fuzz-configd-*, fuzz-controller-response,
 # fuzz-evc-*): built from the protobuf seeds of proto-unpack (real messages of each kind) ----
+# They are read from the corpus in the tree (committed as they are; this script does not write them), so that
+# writing into another, empty directory works too.
+tree_corpus = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
 def proto_seed(name):
-    with open(os.path.join(top, "proto-unpack", name), "rb") as f:
-        return f.read()
+    path = os.path.join(tree_corpus, "proto-unpack", name)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        sys.exit(f"make-seeds.py: cannot read the protobuf seed {path}: {e.strerror}")
 
 
 def store_file(payload):

@@ -9,6 +9,8 @@
 #   2 node-offline   scenarios 2 and 6: reboot with the controller cut off, then back; 8: stock systemd-cryptsetup
 #   3 node-unknown   scenario 4: unknown software (PCR 8 moved, nobody told evc)
 #   4 node-upgrade   scenario 3: approved upgrade (evc upgrade expect), keys released, vaults re-sealed
+#     node-scan      then the config plaintext and the integrity token are nowhere they must not be: files,
+#                    the journal of the boots so far, core dumps, swap (secret-scan.sh --system)
 #   5 node-upgraded  scenario 3: the next boot opens through the TPM (controller cut off)
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -97,10 +99,11 @@ host_check evc-info-moved-pcr8 info_moved_pcr8
 
 d2=$(rand 32)
 evc upgrade expect "$dev" --pcr "8=$(pcr_after "$d2")" >/dev/null || die "evc upgrade expect failed"
-vm_boot node-upgrade "${node[@]}" "${creds[@]}" --cred "eve.vm.extend=8 $d2" --timeout 900
+vm_boot node-upgrade,node-scan "${node[@]}" "${creds[@]}" --cred "eve.vm.extend=8 $d2" --timeout 900
 vm_expect booted upgrade-attested upgrade-vault-image-unlocked upgrade-vault-image-by-controller \
         upgrade-vault-image-escrow-confirmed upgrade-vault-config-unlocked upgrade-vault-config-by-controller \
-        upgrade-vault-config-escrow-confirmed upgrade-data-kept upgrade-config upgrade-credential
+        upgrade-vault-config-escrow-confirmed upgrade-data-kept upgrade-config upgrade-credential \
+        scan-secrets-known scan-finds-canary scan-no-findings
 host_check evc-trusted-again is trust trusted
 
 evc_unreachable

@@ -211,7 +211,7 @@ TEST(no_secret_in_logs_files_or_cores) {
         }
         ASSERT_EQ(n_vault_secrets, 2u); /* the config and image vaults */
 
-        script = test_srcpath("tests/integration/security/secret-scan.sh");
+        script = test_srcpath("tests/vm/guest/secret-scan.sh");
         evc_dir = strdup(e->dir);
         ASSERT_OK(asprintf(&images, "%s", n->vault_img));
         /* Key material and the config plaintext: nowhere. The integrity token: only where it lives by

@@ -9,7 +9,8 @@
 # --allow names a file where these secrets belong by design (prefix match: evc.db also allows evc.db-wal).
 # Prints one line per finding ("FOUND <secret> <encoding> in <where>") and a summary; exit 1 when anything
 # was found, 2 on usage errors. POSIX sh + coreutils (od, base64, tr, dd) + grep: runs in the node image
-# (tests/vm: the VM scenarios call it in the guest) and on the build host (test-secret-scan).
+# (it lives in tests/vm/guest, installed in the image as /usr/lib/eve-vm-test/secret-scan.sh: vm-node calls it
+# in the guest, cases/node-scan.sh) and on the build host (test-secret-scan).
 set -eu
 
 system=no

@@ -21,7 +21,7 @@ static int on_start_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         const sd_bus_error *e = sd_bus_message_get_error(m);
 
         if (e)
-                log_debug("Starting the mount unit: %s", e->message ?: e->name);
+                log_debug("systemd refused: %s", e->message ?: e->name);
         return 0;
 }
 
@@ -312,7 +312,27 @@ static void remove_dropin(const char *dir, const char *subdir, const char *file,
         }
 }
 
-/* Removes what an earlier configuration wrote and this one does not want. */
+static void stop_unit(Manager *m, const char *unit) {
+        if (!unit || !m->bus)
+                return;
+        (void) sd_bus_call_method_async(
+                        m->bus,
+                        NULL,
+                        SYSTEMD_DEST,
+                        SYSTEMD_PATH,
+                        SYSTEMD_MANAGER,
+                        "StopUnit",
+                        on_start_reply,
+                        NULL,
+                        "ss",
+                        unit,
+                        "replace");
+}
+
+/* Removes what an earlier configuration wrote and this one does not want. An application whose binding goes
+ * while its vault stays is stopped: it would otherwise keep running on a vault that is no longer its own,
+ * holding files open there (a later removal of that vault could not unmount it). Binding an application to
+ * an open vault starts it (manager_write_app_units()); unbinding stops it. */
 static void remove_stale(Manager *m, bool *changed) {
         const char *dir = vault_unit_dir();
         _cleanup_(closedirp) DIR *d = opendir(dir);
@@ -343,8 +363,22 @@ static void remove_stale(Manager *m, bool *changed) {
                                         for (size_t i = 0; i < m->n_deleting; i++)
                                                 bound = bound || strstr(text, m->deleting[i]);
                         }
-                        if (!bound)
-                                remove_dropin(dir, n, APP_DROPIN, changed);
+                        if (!bound) {
+                                bool removed = false;
+
+                                remove_dropin(dir, n, APP_DROPIN, &removed);
+                                *changed |= removed;
+                                if (removed && app) {
+                                        _cleanup_free_ char *unit = NULL;
+
+                                        if (asprintf(&unit, "eve-app@%s.service", app) >= 0) {
+                                                log_info("Application %s: no longer bound to a vault; "
+                                                         "stopping it.",
+                                                         app);
+                                                stop_unit(m, unit);
+                                        }
+                                }
+                        }
                 } else if (len > 6 && streq(n + len - 6, ".mount")) {
                         _cleanup_free_ char *text = NULL, *path = NULL, *sub = NULL;
                         size_t size;

@@ -45,13 +45,12 @@ in_one_config() {
         return $rc
 }
 add_app_vault() { evc vault add "$(device)" appdata --size 32M && evc app set "$(device)" web --vault appdata; }
-remove_app_vault() {
-        evc app remove "$(device)" web && evc app remove "$(device)" db && evc vault remove "$(device)" appdata
-}
+remove_app_vault() { evc app remove "$(device)" web && evc vault remove "$(device)" appdata; }
 want_appvault() { in_one_config add_app_vault; }
 want_applock() { evc vault set "$(device)" appdata --state locked; }
 want_appunlock() { evc vault set "$(device)" appdata --state unlocked; }
 want_appbind() { evc app set "$(device)" db --vault appdata; }
+want_appunbind() { evc app remove "$(device)" db; }
 want_appremove() { in_one_config remove_app_vault; }
 # pcr_after DIGEST: PCR value after one extension of a zero PCR (SHA-256 bank) with DIGEST (hex).
 pcr_after() { python3 -c 'import hashlib, sys; print(hashlib.sha256(bytes(32) + bytes.fromhex(sys.argv[1])).hexdigest())' "$1"; }
@@ -65,7 +64,7 @@ vm_expect booted systemd-254 pcrs-measured net-restricted tpm-identity registere
         app-vault-unlocked app-vault-mounted app-dropin app-requires-mount app-started app-after-mount \
         app-writes-vault app-vault-locked app-stopped-on-lock app-stopped-cleanly app-stopped-before-unmount \
         app-vault-unmapped app-data-hidden app-stays-stopped app-vault-unlocked-again app-restarted \
-        app-after-remount app-data-kept app-bound-later-started app-bound-later-requires app-stopped-on-removal app-stopped-before-removal app-vault-deleted \
+        app-after-remount app-data-kept app-bound-later-started app-bound-later-requires app-unbound-stopped app-unbound-others-kept app-stopped-on-removal app-stopped-before-removal app-vault-deleted \
         app-units-removed app-not-restarted
 dev=$(device)
 [ -n "$dev" ] || die "the node did not register with evc"

@@ -6,14 +6,15 @@
 #   want applock    evc vault set DEV appdata --state locked
 #   want appunlock  evc vault set DEV appdata --state unlocked
 #   want appbind    evc app set DEV db --vault appdata (a second application, bound to the open vault)
-#   want appremove  evc app remove DEV web; evc app remove DEV db; evc vault remove DEV appdata (one config)
+#   want appunbind  evc app remove DEV db (the vault stays)
+#   want appremove  evc app remove DEV web; evc vault remove DEV appdata (one config)
 # After each, eve-configd fetches at once (Refresh) and hands the vault section to eve-vaultd, which converges:
 # creates the vault, writes its mount unit and web's drop-in (RequiresMountsFor=), maps it and starts the mount
 # unit, which wants eve-app@web.service. Checked with systemd's own state: the application leaves `inactive` only
 # after the vault's mount unit became active; on the controller's lock it is inactive before the mount unit
 # starts unmounting, and stays stopped while locked; after unlock it runs again on the same data; an application
-# bound to the open vault starts at once; after removal both are stopped before the vault goes and not started
-# again.
+# bound to the open vault starts at once, and stops when unbound while the vault stays (the other application and
+# the mount untouched); after removal the application is stopped before the vault goes and not started again.
 # The application is eve-app@web.service itself (units/eve-app@.service, DynamicUser=, ProtectSystem=strict)
 # with a drop-in of this test that makes it write into its vault and keep that file open while it runs.
 # shellcheck source=tests/vm/guest/node.sh
@@ -136,7 +137,15 @@ check app-bound-later-started converge 120 is_state "$app2" active ||
         note "eve-vaultd: $(journal_tail eve-vaultd.service 6); $app2: $(journal_tail "$app2" 4)"
 check app-bound-later-requires sh -c "systemctl show -P Requires $app2 | grep -qw $mount_unit"
 
-# ---- 5. the controller removes the applications and the vault ----
+# ---- 4b. that application unbound while the vault stays: stopped (it would hold files open on a vault no
+# longer its own); the first application and the mount untouched ----
+want appunbind
+check app-unbound-stopped converge 120 is_state "$app2" inactive ||
+        note "eve-vaultd: $(journal_tail eve-vaultd.service 6); $app2: $(journal_tail "$app2" 4)"
+check app-unbound-others-kept sh -c "systemctl is-active -q $app && findmnt -rn $mp >/dev/null &&
+        ! test -e /run/systemd/system/$app2.d/50-eve-trust-vault.conf"
+
+# ---- 5. the controller removes the application and the vault ----
 want appremove
 vault_gone() { ! busctl --system introspect org.eve.Vault /org/eve/Vault/vault/appdata >/dev/null 2>&1 &&
         ! test -e /persist/vault-images/appdata.img; }

@@ -25,7 +25,8 @@ static int on_start_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         return 0;
 }
 
-static void start_unit(Manager *m, const char *unit) {
+/* StartUnit or StopUnit, mode "replace", not waited for (a refusal is logged). */
+static void unit_call(Manager *m, const char *method, const char *unit) {
         if (!unit || !m->bus)
                 return;
         (void) sd_bus_call_method_async(
@@ -34,12 +35,16 @@ static void start_unit(Manager *m, const char *unit) {
                         SYSTEMD_DEST,
                         SYSTEMD_PATH,
                         SYSTEMD_MANAGER,
-                        "StartUnit",
+                        method,
                         on_start_reply,
                         NULL,
                         "ss",
                         unit,
                         "replace");
+}
+
+static void start_unit(Manager *m, const char *unit) {
+        unit_call(m, "StartUnit", unit);
 }
 
 void vault_start_mount_unit(Vault *v) {
@@ -312,23 +317,6 @@ static void remove_dropin(const char *dir, const char *subdir, const char *file,
         }
 }
 
-static void stop_unit(Manager *m, const char *unit) {
-        if (!unit || !m->bus)
-                return;
-        (void) sd_bus_call_method_async(
-                        m->bus,
-                        NULL,
-                        SYSTEMD_DEST,
-                        SYSTEMD_PATH,
-                        SYSTEMD_MANAGER,
-                        "StopUnit",
-                        on_start_reply,
-                        NULL,
-                        "ss",
-                        unit,
-                        "replace");
-}
-
 /* Removes what an earlier configuration wrote and this one does not want. An application whose binding goes
  * while its vault stays is stopped: it would otherwise keep running on a vault that is no longer its own,
  * holding files open there (a later removal of that vault could not unmount it). Binding an application to
@@ -375,7 +363,7 @@ static void remove_stale(Manager *m, bool *changed) {
                                                 log_info("Application %s: no longer bound to a vault; "
                                                          "stopping it.",
                                                          app);
-                                                stop_unit(m, unit);
+                                                unit_call(m, "StopUnit", unit);
                                         }
                                 }
                         }
